@@ -1,0 +1,193 @@
+//! Driver for the TI INA219 current/power monitor on embedded-hal 1.0.
+//!
+//! Built on the `ina219` crate for the chip's reset, configuration and register access; the
+//! calibration choice and the conversion of the registers into the project's units are done here,
+//! because the power register is unsigned (the crate reads it as signed) and its sign must come from
+//! the current.
+
+mod calibration;
+
+use daisee_hal::{ErrorKind, MicroAmps, MilliVolts, MilliWatts, PowerReading, PowerSensor};
+use embedded_hal::i2c::I2c;
+use ina219::address::Address;
+use ina219::calibration::IntCalibration;
+use ina219::configuration::{
+    BusVoltageRange, Configuration, MeasuredSignals, OperatingMode, Reset, Resolution,
+};
+use ina219::errors::{BusVoltageReadError, InitializationErrorReason, ShuntVoltageReadError};
+
+pub use calibration::{Calibration, CalibrationError};
+
+/// How an INA219 is wired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// I2C address, 0x40 to 0x4F.
+    pub address: u8,
+    /// Shunt resistance in micro-ohms.
+    pub shunt_uohm: u32,
+    /// The largest current expected through the shunt, in microamperes.
+    pub max_current_ua: u32,
+    /// The shunt is wired so that consumption flows from IN- to IN+; flips the sign of every reading.
+    pub reverse: bool,
+}
+
+/// What can go wrong with an INA219.
+#[derive(Debug, thiserror::Error)]
+pub enum Error<E: embedded_hal::i2c::Error> {
+    /// The I2C transfer failed (NACK: nothing at the address).
+    #[error("I2C: {} ({:?})", .0.kind(), .0)]
+    I2c(E),
+    /// The chip at the address does not behave like an INA219 after a reset.
+    #[error("the chip at the address is not an INA219: {0}")]
+    NotIna219(&'static str),
+    /// No conversion has completed since the chip was configured.
+    #[error("no conversion completed yet")]
+    NotReady,
+    /// The input exceeds the shunt range, or current or power overflowed their registers.
+    #[error(
+        "overflow: shunt {shunt_uv} µV, bus {bus_mv} mV exceed what the calibration can measure"
+    )]
+    Overflow {
+        /// The shunt voltage read.
+        shunt_uv: i32,
+        /// The bus voltage read.
+        bus_mv: u16,
+    },
+    /// A register holds a value outside the configured range.
+    #[error("{0} register out of the configured range")]
+    OutOfRange(&'static str),
+    /// The settings cannot be used.
+    #[error(transparent)]
+    Calibration(#[from] CalibrationError),
+}
+
+impl<E> daisee_hal::Error for Error<E>
+where
+    E: embedded_hal::i2c::Error + Send + Sync + 'static,
+{
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::I2c(e) => ErrorKind::from_i2c(e.kind()),
+            Error::NotIna219(_) | Error::OutOfRange(_) => ErrorKind::InvalidData,
+            Error::NotReady => ErrorKind::Other,
+            Error::Overflow { .. } => ErrorKind::Overflow,
+            Error::Calibration(_) => ErrorKind::Unsupported,
+        }
+    }
+}
+
+/// An INA219, reset, calibrated and converting continuously.
+///
+/// Each conversion averages 128 samples of shunt and of bus voltage (136 ms in all), so that a reading
+/// once a second stands for the power over a good part of that second rather than one instant.
+pub struct Ina219<I2C> {
+    chip: ina219::SyncIna219<I2C, IntCalibration>,
+    calibration: Calibration,
+    reverse: bool,
+    converted: bool,
+}
+
+impl<I2C> core::fmt::Debug for Ina219<I2C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ina219")
+            .field("calibration", &self.calibration)
+            .field("reverse", &self.reverse)
+            .finish()
+    }
+}
+
+impl<I2C: I2c> Ina219<I2C> {
+    /// Resets the chip at `settings.address`, checks it is an INA219, calibrates and starts it.
+    pub fn new(i2c: I2C, settings: Settings) -> Result<Self, Error<I2C::Error>> {
+        let calibration = Calibration::new(settings.shunt_uohm, settings.max_current_ua)?;
+        let address = Address::from_byte(settings.address)
+            .map_err(|_| Error::Calibration(CalibrationError::Address(settings.address)))?;
+        let mut chip = ina219::SyncIna219::new_calibrated(i2c, address, calibration.int())
+            .map_err(|e| match e.reason {
+                InitializationErrorReason::I2cError(e) => Error::I2c(e),
+                InitializationErrorReason::ConfigurationNotDefaultAfterReset => {
+                    Error::NotIna219("configuration register not at its default after reset")
+                }
+                InitializationErrorReason::RegisterNotZeroAfterReset(_) => {
+                    Error::NotIna219("measurement register not zero after reset")
+                }
+                InitializationErrorReason::ShuntVoltageOutOfRange
+                | InitializationErrorReason::BusVoltageOutOfRange => {
+                    Error::NotIna219("voltage register out of range after reset")
+                }
+            })?;
+        chip.set_configuration(Configuration {
+            reset: Reset::Run,
+            bus_voltage_range: BusVoltageRange::Fsr32v,
+            shunt_voltage_range: calibration.shunt_range(),
+            bus_resolution: Resolution::Avg128,
+            shunt_resolution: Resolution::Avg128,
+            operating_mode: OperatingMode::Continous(MeasuredSignals::ShutAndBusVoltage),
+        })
+        .map_err(Error::I2c)?;
+        Ok(Self {
+            chip,
+            calibration,
+            reverse: settings.reverse,
+            converted: false,
+        })
+    }
+
+    /// The calibration in use.
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    /// Gives the bus back.
+    pub fn release(self) -> I2C {
+        self.chip.destroy()
+    }
+}
+
+impl<I2C> PowerSensor for Ina219<I2C>
+where
+    I2C: I2c,
+    I2C::Error: Send + Sync + 'static,
+{
+    type Error = Error<I2C::Error>;
+
+    /// Reads the last completed conversion. The registers hold it until the next one completes, so a
+    /// read faster than the conversion time returns the same values again.
+    fn read(&mut self) -> Result<PowerReading, Self::Error> {
+        let bus = self.chip.bus_voltage().map_err(|e| match e {
+            BusVoltageReadError::I2cError(e) => Error::I2c(e),
+            BusVoltageReadError::BusVoltageOutOfRange { .. } => Error::OutOfRange("bus voltage"),
+        })?;
+        let shunt = self.chip.shunt_voltage().map_err(|e| match e {
+            ShuntVoltageReadError::I2cError(e) => Error::I2c(e),
+            ShuntVoltageReadError::ShuntVoltageOutOfRange { .. } => {
+                Error::OutOfRange("shunt voltage")
+            }
+        })?;
+        let current = self.chip.current_raw().map_err(Error::I2c)?;
+        // Read last: reading the power register clears the conversion-ready flag.
+        let power = self.chip.power_raw().map_err(Error::I2c)?;
+
+        self.converted |= bus.is_conversion_ready();
+        if !self.converted {
+            return Err(Error::NotReady);
+        }
+        let shunt_10uv = shunt.shunt_voltage_10uv();
+        if bus.has_math_overflowed() || self.calibration.saturated(shunt_10uv) {
+            return Err(Error::Overflow {
+                shunt_uv: shunt.shunt_voltage_uv(),
+                bus_mv: bus.voltage_mv(),
+            });
+        }
+        let sign = if self.reverse { -1 } else { 1 };
+        let current_ua = sign * i64::from(current.0 as i16) * self.calibration.current_lsb_ua();
+        // The power register is a magnitude; its sign is the current's.
+        let power_uw = i64::from(power.0) * self.calibration.power_lsb_uw();
+        let power_uw = if current_ua < 0 { -power_uw } else { power_uw };
+        Ok(PowerReading {
+            voltage: MilliVolts(i32::from(bus.voltage_mv())),
+            current: MicroAmps(current_ua),
+            power: MilliWatts(power_uw / 1000),
+        })
+    }
+}
