@@ -40,6 +40,10 @@ pub struct PhaseReading {
 pub struct MeterReading {
     /// Total power, positive when imported.
     pub power: MilliWatts,
+    /// Voltage, where the meter measures one (the bus voltage of a DC sensor, L1 of an AC meter).
+    pub voltage: Option<MilliVolts>,
+    /// Current, where the meter measures one, positive towards consumption.
+    pub current: Option<MicroAmps>,
     /// Monotonic import and export counters.
     pub energy: Energy,
     /// Per-phase values, where the meter has them.

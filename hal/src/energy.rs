@@ -113,6 +113,8 @@ impl<S: PowerSensor, C: Clock> EnergyMeter for IntegratingMeter<S, C> {
         self.integrator.add(self.clock.now(), reading.power);
         Ok(MeterReading {
             power: reading.power,
+            voltage: Some(reading.voltage),
+            current: Some(reading.current),
             energy: self.integrator.energy(),
             phases: None,
         })

@@ -70,6 +70,12 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }
 
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
 /// The system's real-time clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

@@ -1,0 +1,7 @@
+//! The DAISEE gateway agent: reads its configuration, sets up the devices on their backends, polls
+//! them and shows what they measure.
+
+pub mod config;
+pub mod device;
+pub mod gateway;
+pub mod view;

@@ -1,0 +1,181 @@
+//! `daisee-agent`: runs the gateway.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use daisee_agent::config::{Config, DEMO};
+use daisee_agent::gateway::{Gateway, Snapshot};
+use daisee_agent::view::{Style, View};
+use daisee_hal::sim::SimClock;
+use daisee_hal::{Clock, SystemClock, Timestamp};
+use tokio::sync::mpsc;
+
+/// Where the agent looks for its configuration when none is given.
+const DEFAULT_CONFIG: &str = "/etc/daisee/agent.toml";
+
+/// Time between setting the devices up and the first poll.
+const SETTLE: Duration = Duration::from_millis(200);
+
+const USAGE: &str = "\
+usage: daisee-agent [--config FILE] [--polls N] [--print-demo-config]
+
+  --config FILE         the gateway's configuration (default: /etc/daisee/agent.toml if it exists,
+                        else the built-in demo gateway on simulated hardware)
+  --polls N             stop after N polls
+  --print-demo-config   print the demo gateway's configuration, a starting point for your own
+";
+
+struct Args {
+    config: Option<PathBuf>,
+    polls: Option<u64>,
+    print_demo: bool,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        config: None,
+        polls: None,
+        print_demo: false,
+    };
+    let mut it = std::env::args_os().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("--config") => {
+                args.config = Some(it.next().context("--config needs a file")?.into());
+            }
+            Some("--polls") => {
+                let n = it.next().context("--polls needs a number")?;
+                args.polls = Some(
+                    n.to_str()
+                        .and_then(|n| n.parse().ok())
+                        .context("--polls needs a number")?,
+                );
+            }
+            Some("--print-demo-config") => args.print_demo = true,
+            Some("-h" | "--help") => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => bail!("unknown argument {arg:?}\n{USAGE}"),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("daisee-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    if args.print_demo {
+        print!("{DEMO}");
+        return Ok(());
+    }
+    let path = args
+        .config
+        .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()));
+    let (source, origin) = match &path {
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => {
+            eprintln!(
+                "daisee-agent: no --config and no {DEFAULT_CONFIG}: running the demo gateway on simulated hardware"
+            );
+            (DEMO.to_owned(), "built-in demo configuration".to_owned())
+        }
+    };
+    let config = Config::parse(&source).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+
+    let clock: Arc<dyn Clock> = match &config.sim {
+        Some(sim) => {
+            let now = SystemClock.now();
+            let start = match sim.start_of_day_ms {
+                Some(ms) => Timestamp(now.0 - now.millis_of_day() + ms),
+                None => now,
+            };
+            Arc::new(SimClock::scaled(start, sim.speed))
+        }
+        None => Arc::new(SystemClock),
+    };
+    let gateway = Gateway::build(&config, clock).map_err(|e| anyhow::anyhow!("{origin}:\n{e}"))?;
+    for warning in gateway.warnings() {
+        eprintln!("daisee-agent: {warning}");
+    }
+
+    let style = if std::io::stdout().is_terminal() {
+        Style::Live
+    } else {
+        Style::Lines
+    };
+    let interval = Duration::from_millis(config.poll_interval_ms);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(gateway, interval, args.polls, style))
+}
+
+/// Polls on a thread of its own (device I/O blocks) into a bounded channel, shows each snapshot, and
+/// stops on Ctrl-C or SIGTERM, when the gateway is dropped and its relays go to their safe states.
+async fn serve(
+    mut gateway: Gateway,
+    interval: Duration,
+    polls: Option<u64>,
+    style: Style,
+) -> anyhow::Result<()> {
+    let name = gateway.name().to_owned();
+    let (tx, mut rx) = mpsc::channel::<Snapshot>(4);
+    let (stop, stopped) = std_mpsc::channel::<()>();
+    let poller = std::thread::spawn(move || {
+        // Sensors just configured need one conversion (an INA219 averaging 128 samples: 136 ms).
+        if stopped.recv_timeout(SETTLE) != Err(std_mpsc::RecvTimeoutError::Timeout) {
+            return;
+        }
+        let start = Instant::now();
+        let mut n = 0u64;
+        while polls.is_none_or(|max| n < max) {
+            if tx.blocking_send(gateway.poll()).is_err() {
+                break;
+            }
+            n += 1;
+            let next = interval * u32::try_from(n).unwrap_or(u32::MAX);
+            let wait = next.saturating_sub(start.elapsed());
+            if stopped.recv_timeout(wait) != Err(std_mpsc::RecvTimeoutError::Timeout) {
+                break;
+            }
+        }
+        drop(gateway);
+    });
+
+    let mut view = View::new(std::io::stdout().lock(), style);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            snapshot = rx.recv() => match snapshot {
+                Some(s) => view.show(&name, &s)?,
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    view.finish()?;
+    let _ = stop.send(());
+    drop(rx);
+    poller
+        .join()
+        .map_err(|_| anyhow::anyhow!("the poller panicked"))
+}

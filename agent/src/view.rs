@@ -1,0 +1,144 @@
+//! Showing snapshots: a live table redrawn in place on a terminal, timestamped lines otherwise.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::gateway::Snapshot;
+
+/// How snapshots are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Redraw a table in place (the output is a terminal).
+    Live,
+    /// One `key=value` line per device and poll, for logs and pipes.
+    Lines,
+}
+
+/// Writes snapshots in one style.
+#[derive(Debug)]
+pub struct View<W: Write> {
+    out: W,
+    style: Style,
+    polls: u64,
+}
+
+impl<W: Write> View<W> {
+    /// A view writing to `out`.
+    pub fn new(out: W, style: Style) -> Self {
+        Self {
+            out,
+            style,
+            polls: 0,
+        }
+    }
+
+    /// Shows one snapshot of gateway `name`.
+    pub fn show(&mut self, name: &str, snapshot: &Snapshot) -> io::Result<()> {
+        self.polls += 1;
+        let text = match self.style {
+            Style::Live => live(name, self.polls, snapshot),
+            Style::Lines => lines(snapshot),
+        };
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()
+    }
+
+    /// Leaves the terminal as it was found.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.style == Style::Live {
+            self.out.write_all(b"\x1b[?25h")?;
+        }
+        self.out.flush()
+    }
+}
+
+/// Home, then each line cleared to its end, then the rest of the screen cleared: no flicker.
+fn live(name: &str, polls: u64, s: &Snapshot) -> String {
+    let mut t = String::from("\x1b[?25l\x1b[H");
+    let mut line = |text: String| {
+        t.push_str(&text);
+        t.push_str("\x1b[K\n");
+    };
+    line(format!(
+        "DAISEE gateway `{name}`   {}   poll {polls}   (Ctrl-C to stop)",
+        s.at
+    ));
+    line(String::new());
+    line(format!(
+        "{:<16} {:<7} {:>12} {:>10} {:>11} {:>13} {:>13}",
+        "CHANNEL", "DEVICE", "POWER", "VOLTAGE", "CURRENT", "IMPORT", "EXPORT"
+    ));
+    for c in &s.channels {
+        let energy = format!(
+            "{:>13} {:>13}",
+            c.energy.import.to_string(),
+            c.energy.export.to_string()
+        );
+        match &c.reading {
+            Ok(r) => line(format!(
+                "{:<16} {:<7} {:>12} {:>10} {:>11} {energy}",
+                c.name,
+                c.device,
+                r.power.to_string(),
+                r.voltage.map(|v| v.to_string()).unwrap_or_default(),
+                r.current.map(|a| a.to_string()).unwrap_or_default(),
+            )),
+            Err(f) => line(format!(
+                "{:<16} {:<7} {:>12} {f}",
+                c.name, c.device, "offline"
+            )),
+        }
+    }
+    line(String::new());
+    line(format!("{:<16} {:<7} {:>5}", "RELAY", "STATE", "SAFE"));
+    for r in &s.relays {
+        let state = match &r.state {
+            Ok(state) => state.to_string(),
+            Err(f) => format!("fault: {f}"),
+        };
+        line(format!(
+            "{:<16} {:<7} {:>5}",
+            r.name,
+            state,
+            r.safe.as_str()
+        ));
+    }
+    t.push_str("\x1b[J");
+    t
+}
+
+fn lines(s: &Snapshot) -> String {
+    let mut t = String::new();
+    for c in &s.channels {
+        let _ = write!(t, "{} channel={} device={}", s.at, c.name, c.device);
+        match &c.reading {
+            Ok(r) => {
+                let _ = write!(t, " power_w={:.3}", r.power.watts());
+                if let Some(v) = r.voltage {
+                    let _ = write!(t, " voltage_v={:.3}", v.volts());
+                }
+                if let Some(a) = r.current {
+                    let _ = write!(t, " current_a={:.6}", a.amps());
+                }
+            }
+            Err(f) => {
+                let _ = write!(t, " error={:?}", f.message);
+            }
+        }
+        let _ = writeln!(
+            t,
+            " import_wh={:.3} export_wh={:.3}",
+            c.energy.import.0 as f64 / 1000.0,
+            c.energy.export.0 as f64 / 1000.0
+        );
+    }
+    for r in &s.relays {
+        let _ = write!(t, "{} relay={}", s.at, r.name);
+        let _ = match &r.state {
+            Ok(state) => write!(t, " state={state}"),
+            Err(f) => write!(t, " error={:?}", f.message),
+        };
+        let _ = writeln!(t, " safe={}", r.safe);
+    }
+    t
+}
