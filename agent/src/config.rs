@@ -286,13 +286,16 @@ impl Locator<'_> {
             + 1
     }
 
-    /// The line of `key` inside the table spanning `span`, or the table's own line.
+    /// The line of `key` in the table whose header starts at `span`, or the header's own line.
     fn key_line(&self, span: &Range<usize>, key: &str) -> usize {
-        let table =
-            &self.source[span.start.min(self.source.len())..span.end.min(self.source.len())];
-        let mut offset = span.start;
-        for line in table.split_inclusive('\n') {
+        let start = span.start.min(self.source.len());
+        let mut offset = start;
+        // The table's body runs from its header to the next header.
+        for (i, line) in self.source[start..].split_inclusive('\n').enumerate() {
             let trimmed = line.trim_start();
+            if i > 0 && trimmed.starts_with('[') {
+                break;
+            }
             if trimmed
                 .strip_prefix(key)
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
@@ -301,7 +304,7 @@ impl Locator<'_> {
             }
             offset += line.len();
         }
-        self.line_of(span.start)
+        self.line_of(start)
     }
 
     fn error(
@@ -612,4 +615,117 @@ fn sensor_device(
             },
         };
     Ok(SensorDevice::Ina219 { bus, settings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(source: &str) -> ConfigError {
+        Config::parse(source).expect_err("the configuration should be refused")
+    }
+
+    const INA: &str = r#"
+[[sensor]]
+name = "battery"
+backend = "linux"
+chip = "ina219"
+bus = "/dev/i2c-1"
+address = 0x41
+shunt_ohms = 0.1
+max_current_a = 3.2
+"#;
+
+    #[test]
+    fn the_demo_parses() {
+        let c = Config::parse(DEMO).unwrap();
+        assert_eq!(c.name, "demo");
+        assert_eq!(c.sensors.len(), 3);
+        assert_eq!(c.relays.len(), 2);
+        assert!(c.sim.is_some());
+    }
+
+    #[test]
+    fn a_linux_ina219() {
+        let c = Config::parse(INA).unwrap();
+        assert_eq!(
+            c.sensors[0].device,
+            SensorDevice::Ina219 {
+                bus: I2cBus::Linux {
+                    path: "/dev/i2c-1".into(),
+                    mode: I2cMode::Auto
+                },
+                settings: daisee_ina219::Settings {
+                    address: 0x41,
+                    shunt_uohm: 100_000,
+                    max_current_ua: 3_200_000,
+                    reverse: false
+                }
+            }
+        );
+        assert_eq!(c.sensors[0].line, 2);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let e = error(&INA.replace("address =", "adress ="));
+        assert_eq!(e.line, Some(7));
+        assert!(e.message.contains("unknown field `adress`"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_with_its_key_and_line() {
+        let e = error(&INA.replace("0x41", "0x60"));
+        assert_eq!(e.line, Some(7));
+        assert_eq!(e.key.as_deref(), Some("sensor[0].address"));
+        assert!(e.message.contains("not an INA219 address"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "line 7: sensor[0].address: 0x60 is not an INA219 address (0x40 to 0x4F)"
+        );
+    }
+
+    #[test]
+    fn a_shunt_the_chip_cannot_measure_is_refused() {
+        let e = error(&INA.replace("max_current_a = 3.2", "max_current_a = 5"));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(9), Some("sensor[0].max_current_a"))
+        );
+        assert!(e.message.contains("320 mV"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_key_is_named() {
+        let e = error(&INA.replace("bus = \"/dev/i2c-1\"\n", ""));
+        assert_eq!(e.key.as_deref(), Some("sensor[0].bus"));
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let e = error(&format!("{INA}{}", INA.replace("0x41", "0x42")));
+        assert_eq!(e.key.as_deref(), Some("sensor[1].name"));
+        assert_eq!(e.line, Some(12));
+    }
+
+    #[test]
+    fn a_wrong_type_is_located() {
+        let e = error(&INA.replace("shunt_ohms = 0.1", "shunt_ohms = \"0.1\""));
+        assert_eq!(e.line, Some(8));
+        assert!(e.message.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn sim_sensors_must_measure_known_loads() {
+        let e = error(&DEMO.replace("loads = [\"rooftop_pv\"]", "loads = [\"rooftop_pvv\"]"));
+        assert!(e.message.contains("no simulated load `rooftop_pvv`"), "{e}");
+        assert_eq!(e.key.as_deref(), Some("sensor[1].loads"));
+    }
+
+    #[test]
+    fn broken_toml_is_located() {
+        let e = error("[gateway]\nname = \"x\"\npoll_interval_ms = \n");
+        assert_eq!(e.line, Some(3));
+    }
 }
