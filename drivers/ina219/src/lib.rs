@@ -142,18 +142,10 @@ impl<I2C: I2c> Ina219<I2C> {
     pub fn release(self) -> I2C {
         self.chip.destroy()
     }
-}
-
-impl<I2C> PowerSensor for Ina219<I2C>
-where
-    I2C: I2c,
-    I2C::Error: Send + Sync + 'static,
-{
-    type Error = Error<I2C::Error>;
 
     /// Reads the last completed conversion. The registers hold it until the next one completes, so a
     /// read faster than the conversion time returns the same values again.
-    fn read(&mut self) -> Result<PowerReading, Self::Error> {
+    pub fn measure(&mut self) -> Result<Measurement, Error<I2C::Error>> {
         let bus = self.chip.bus_voltage().map_err(|e| match e {
             BusVoltageReadError::I2cError(e) => Error::I2c(e),
             BusVoltageReadError::BusVoltageOutOfRange { .. } => Error::OutOfRange("bus voltage"),
@@ -184,10 +176,41 @@ where
         // The power register is a magnitude; its sign is the current's.
         let power_uw = i64::from(power.0) * self.calibration.power_lsb_uw();
         let power_uw = if current_ua < 0 { -power_uw } else { power_uw };
-        Ok(PowerReading {
-            voltage: MilliVolts(i32::from(bus.voltage_mv())),
+        Ok(Measurement {
+            bus: MilliVolts(i32::from(bus.voltage_mv())),
+            shunt_uv: sign as i32 * shunt.shunt_voltage_uv(),
             current: MicroAmps(current_ua),
             power: MilliWatts(power_uw / 1000),
+        })
+    }
+}
+
+/// Everything one INA219 conversion yields, signed by the sign convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measurement {
+    /// Bus voltage (IN- to ground).
+    pub bus: MilliVolts,
+    /// Shunt voltage in microvolts, positive towards consumption.
+    pub shunt_uv: i32,
+    /// Current, positive towards consumption.
+    pub current: MicroAmps,
+    /// Power, positive when consumed.
+    pub power: MilliWatts,
+}
+
+impl<I2C> PowerSensor for Ina219<I2C>
+where
+    I2C: I2c,
+    I2C::Error: Send + Sync + 'static,
+{
+    type Error = Error<I2C::Error>;
+
+    fn read(&mut self) -> Result<PowerReading, Self::Error> {
+        let m = self.measure()?;
+        Ok(PowerReading {
+            voltage: m.bus,
+            current: m.current,
+            power: m.power,
         })
     }
 }

@@ -15,7 +15,7 @@ use daisee_hal::{
     EnergyMeter, ErrorKind, IntegratingMeter, MicroAmps, MilliVolts, MilliWattHours, MilliWatts,
     PowerReading, PowerSensor, Timestamp,
 };
-use daisee_ina219::{Error, Ina219, Settings};
+use daisee_ina219::{Error, Ina219, Measurement, Settings};
 use embedded_hal::i2c::I2c;
 
 const ADDRESS: u8 = 0x40;
@@ -100,9 +100,10 @@ fn calibration_for_0_01_ohm_and_10_amps_with_negative_current() {
     // Power = trunc(16337 × 6000 / 5000) = 19604 → 19604 × 6120 µW = 119.97648 W, exported.
     bench.apply(-50_000, 24_000);
     assert_eq!(
-        read(&mut ina),
-        PowerReading {
-            voltage: MilliVolts(24_000),
+        ina.measure().unwrap(),
+        Measurement {
+            bus: MilliVolts(24_000),
+            shunt_uv: -50_000,
             current: MicroAmps(-4_999_122),
             power: MilliWatts(-119_976),
         }
