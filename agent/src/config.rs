@@ -358,6 +358,7 @@ impl Config {
             .collect();
 
         let mut names = HashSet::new();
+        let mut chips = HashSet::new();
         let mut sensors = Vec::new();
         for (i, table) in file.sensor.iter().enumerate() {
             let span = table.span();
@@ -367,6 +368,19 @@ impl Config {
                 return Err(at.error(&span, path, "name", format!("`{}` is used twice", s.name)));
             }
             let device = sensor_device(&at, &span, &path, s, &sim_loads)?;
+            if let SensorDevice::Ina219 { bus, settings } = &device
+                && !chips.insert((bus.node(), settings.address))
+            {
+                return Err(at.error(
+                    &span,
+                    path,
+                    "address",
+                    format!(
+                        "another sensor has address {:#04x} on this bus",
+                        settings.address
+                    ),
+                ));
+            }
             sensors.push(Sensor {
                 name: s.name.clone(),
                 line: at.line_of(span.start),
@@ -452,6 +466,17 @@ impl Config {
             sensors,
             relays,
         })
+    }
+}
+
+impl I2cBus {
+    /// The bus as one name, whatever the backend: two sensors with the same name share the wires.
+    fn node(&self) -> String {
+        match self {
+            I2cBus::Linux { path, .. } => path.display().to_string(),
+            I2cBus::Rpi { bus } => format!("/dev/i2c-{bus}"),
+            I2cBus::Sim { name, .. } => format!("sim:{name}"),
+        }
     }
 }
 
@@ -707,6 +732,16 @@ max_current_a = 3.2
         let e = error(&format!("{INA}{}", INA.replace("0x41", "0x42")));
         assert_eq!(e.key.as_deref(), Some("sensor[1].name"));
         assert_eq!(e.line, Some(12));
+    }
+
+    #[test]
+    fn two_chips_at_one_address_are_refused() {
+        let e = error(&format!("{INA}{}", INA.replace("battery", "second")));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(16), Some("sensor[1].address"))
+        );
+        assert!(e.message.contains("another sensor has address 0x41"), "{e}");
     }
 
     #[test]
