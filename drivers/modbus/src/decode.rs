@@ -179,6 +179,15 @@ fn decode_point(
             10f64.powi(i32::from(sf))
         }
     };
+    let value = (raw * multiplier(point, scale)).round();
+    if value.abs() >= 9.0e18 {
+        return Err(error(format!("{value} out of range")));
+    }
+    Ok(Some(value as i64))
+}
+
+/// What the raw value times the scale is multiplied by to give the fixed-point value.
+fn multiplier(point: &Point, scale: f64) -> f64 {
     let unit = match point.unit {
         Unit::W | Unit::Wh | Unit::V | Unit::Hz => 1e3,
         Unit::KW | Unit::KWh | Unit::A => 1e6,
@@ -187,9 +196,34 @@ fn decode_point(
         (Sign::Inverted, Quantity::Power | Quantity::Current) => -1.0,
         _ => 1.0,
     };
-    let value = (raw * scale * unit * sign).round();
-    if value.abs() >= 9.0e18 {
-        return Err(error(format!("{value} out of range")));
+    scale * unit * sign
+}
+
+/// The registers that hold `value` (fixed point, as [`Values`] has it) for `point`: the inverse of
+/// decoding, for simulated devices. `scale_factor` is the exponent the device's scale-factor
+/// register holds, for points that have one.
+pub fn encode(point: &Point, value: i64, scale_factor: i16) -> Vec<u16> {
+    let scale = match point.scaling() {
+        Scale::Factor(f) => f,
+        Scale::Register(_) => 10f64.powi(i32::from(scale_factor)),
+    };
+    let raw = value as f64 / multiplier(point, scale);
+    let bits: u64 = match point.data_type {
+        DataType::U16 => raw.round().clamp(0.0, f64::from(u16::MAX)) as u64,
+        DataType::I16 => {
+            u64::from(raw.round().clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16 as u16)
+        }
+        DataType::U32 => raw.round().clamp(0.0, f64::from(u32::MAX)) as u64,
+        DataType::I32 => {
+            u64::from(raw.round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32 as u32)
+        }
+        DataType::U64 => raw.round().max(0.0) as u64,
+        DataType::F32 => u64::from((raw as f32).to_bits()),
+    };
+    let n = usize::from(point.data_type.registers());
+    let mut words: Vec<u16> = (0..n).rev().map(|i| (bits >> (16 * i)) as u16).collect();
+    if point.word_order == WordOrder::LowFirst {
+        words.reverse();
     }
-    Ok(Some(value as i64))
+    words
 }
