@@ -92,6 +92,22 @@ impl Values {
         Ok(())
     }
 
+    /// The value `point` stands for, in fixed point; `None` if this poll did not yield it.
+    pub fn get(&self, point: &Point) -> Option<i64> {
+        let phase = point.phase.map(|p| &self.phases[usize::from(p - 1)]);
+        match (point.quantity, phase) {
+            (Quantity::Power, None) => self.power.map(|p| p.0),
+            (Quantity::Power, Some(ph)) => ph.power.map(|p| p.0),
+            (Quantity::Voltage, None) => self.voltage.map(|v| i64::from(v.0)),
+            (Quantity::Voltage, Some(ph)) => ph.voltage.map(|v| i64::from(v.0)),
+            (Quantity::Current, None) => self.current.map(|c| c.0),
+            (Quantity::Current, Some(ph)) => ph.current.map(|c| c.0),
+            (Quantity::Frequency, _) => self.frequency_mhz,
+            (Quantity::ImportEnergy, _) => self.import.map(|e| e.0 as i64),
+            (Quantity::ExportEnergy, _) => self.export.map(|e| e.0 as i64),
+        }
+    }
+
     /// The values as a meter reading; `None` if the device gave no total power.
     pub fn meter_reading(&self) -> Option<MeterReading> {
         let phase_power = self
@@ -226,4 +242,146 @@ pub fn encode(point: &Point, value: i64, scale_factor: i16) -> Vec<u16> {
         words.reverse();
     }
     words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Read;
+    use crate::profile::Function;
+
+    fn registers(function: Function, start: u16, words: &[u16]) -> Registers {
+        let mut regs = Registers::default();
+        let read = Read {
+            function,
+            start,
+            count: words.len() as u16,
+        };
+        regs.insert(read, words.to_vec());
+        regs
+    }
+
+    fn point(toml: &str) -> Point {
+        let profile = Profile::parse(&format!("name = \"t\"\n[[point]]\n{toml}")).unwrap();
+        profile.points[0].clone()
+    }
+
+    fn value(p: &Point, regs: &Registers, not_implemented: bool) -> Option<i64> {
+        decode_point(p, regs, not_implemented).unwrap()
+    }
+
+    #[test]
+    fn eastron_float_as_in_its_manual() {
+        // SDM120 protocol V2.5: the answer 43 66 33 34 reads 230.2 V.
+        let p = point(
+            r#"quantity = "voltage"
+address = 0
+function = 4
+type = "f32"
+unit = "V""#,
+        );
+        let regs = registers(Function::Input, 0, &[0x4366, 0x3334]);
+        assert_eq!(value(&p, &regs, false), Some(230_200));
+        // The nearest float to 230.2 is one ulp below the meter's.
+        assert_eq!(encode(&p, 230_200, 0), [0x4366, 0x3333]);
+    }
+
+    #[test]
+    fn signed_32_bits_low_word_first_with_a_weight() {
+        // EM340 W sys: INT32, low word first, 0.1 W. -12345 is 0xFFFF_CFC7.
+        let p = point(
+            r#"quantity = "power"
+address = 0x28
+function = 4
+type = "i32"
+word_order = "low_first"
+scale = 0.1
+unit = "W""#,
+        );
+        let regs = registers(Function::Input, 0x28, &[0xCFC7, 0xFFFF]);
+        assert_eq!(value(&p, &regs, false), Some(-1_234_500));
+        assert_eq!(encode(&p, -1_234_500, 0), [0xCFC7, 0xFFFF]);
+    }
+
+    #[test]
+    fn scale_factor_registers_and_not_implemented_markers() {
+        let p = point(
+            r#"quantity = "power"
+address = 100
+function = 3
+type = "i16"
+scale_factor = 101
+unit = "W"
+sign = "inverted""#,
+        );
+        // 1234 × 10^-1 W, produced: -123.4 W in the project's convention.
+        let regs = registers(Function::Holding, 100, &[1234, (-1i16) as u16]);
+        assert_eq!(value(&p, &regs, true), Some(-123_400));
+        assert_eq!(encode(&p, -123_400, -1), [1234]);
+        let absent = registers(Function::Holding, 100, &[0x8000, (-1i16) as u16]);
+        assert_eq!(value(&p, &absent, true), None);
+        // Without SunSpec semantics 0x8000 is just the most negative int16.
+        assert_eq!(value(&p, &absent, false), Some(3_276_800));
+        let no_factor = registers(Function::Holding, 100, &[1234, 0x8000]);
+        assert_eq!(value(&p, &no_factor, true), None);
+        let wild = registers(Function::Holding, 100, &[1234, 11]);
+        assert!(decode_point(&p, &wild, true).is_err());
+    }
+
+    #[test]
+    fn counters_of_32_and_64_bits() {
+        let acc32 = point(
+            r#"quantity = "import_energy"
+address = 0
+function = 3
+type = "u32"
+unit = "Wh""#,
+        );
+        let regs = registers(Function::Holding, 0, &[0x0001, 0x86A0]);
+        assert_eq!(value(&acc32, &regs, false), Some(100_000_000));
+        let u64 = point(
+            r#"quantity = "export_energy"
+address = 0
+function = 3
+type = "u64"
+unit = "Wh""#,
+        );
+        let regs = registers(Function::Holding, 0, &[0, 0, 0x0001, 0x86A0]);
+        assert_eq!(value(&u64, &regs, false), Some(100_000_000));
+        let regs = registers(Function::Holding, 0, &[0xFFFF; 4]);
+        assert_eq!(value(&u64, &regs, true), None);
+    }
+
+    #[test]
+    fn a_float_that_is_no_number_is_an_error_unless_marked_absent() {
+        let p = point(
+            r#"quantity = "frequency"
+address = 0
+function = 4
+type = "f32"
+unit = "Hz""#,
+        );
+        let nan = registers(Function::Input, 0, &[0x7FC0, 0x0000]);
+        assert_eq!(value(&p, &nan, true), None);
+        let err = decode_point(&p, &nan, false).unwrap_err();
+        assert!(err.message.contains("not a number"), "{err}");
+        let missing = Registers::default();
+        assert!(decode_point(&p, &missing, false).is_err());
+    }
+
+    #[test]
+    fn negative_energy_is_refused() {
+        let profile = Profile::parse(
+            r#"name = "t"
+[[point]]
+quantity = "import_energy"
+address = 0
+function = 3
+type = "i32"
+unit = "Wh""#,
+        )
+        .unwrap();
+        let regs = registers(Function::Holding, 0, &[0xFFFF, 0xFFFF]);
+        assert!(Values::decode(&profile, &regs, false).is_err());
+    }
 }

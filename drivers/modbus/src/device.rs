@@ -92,6 +92,26 @@ impl daisee_hal::Error for DeviceError {
     }
 }
 
+/// A bus and the devices on it, polled in turn.
+#[derive(Debug)]
+pub struct Poller {
+    /// The connection.
+    pub bus: Bus,
+    /// The devices, in polling order.
+    pub devices: Vec<Device>,
+}
+
+impl Poller {
+    /// Polls every device that is not backed off, as of `now`; one result per device, in order.
+    pub async fn round_at(&mut self, now: Instant) -> Vec<Result<Values, DeviceError>> {
+        let mut results = Vec::with_capacity(self.devices.len());
+        for device in &mut self.devices {
+            results.push(device.poll_at(&mut self.bus, now).await);
+        }
+        results
+    }
+}
+
 /// A device read through a profile.
 #[derive(Debug)]
 pub struct Device {
@@ -135,7 +155,12 @@ impl Device {
 
     /// Reads every point once, unless the device is backed off.
     pub async fn poll(&mut self, bus: &mut Bus) -> Result<Values, DeviceError> {
-        let now = Instant::now();
+        self.poll_at(bus, Instant::now()).await
+    }
+
+    /// [`Device::poll`] as of `now`: the backoff counts from the start of each attempt, so a
+    /// caller driving the time itself gets the same schedule whatever the requests cost.
+    pub async fn poll_at(&mut self, bus: &mut Bus, now: Instant) -> Result<Values, DeviceError> {
         if !self.backoff.due(now) {
             return Err(DeviceError::BackedOff {
                 failures: self.backoff.failures(),
@@ -149,7 +174,7 @@ impl Device {
         match &result {
             Ok(_) => self.backoff.succeeded(),
             Err(_) => {
-                self.backoff.failed(Instant::now());
+                self.backoff.failed(now);
             }
         }
         result

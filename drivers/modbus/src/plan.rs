@@ -22,11 +22,17 @@ pub struct ReadPlan {
 
 impl ReadPlan {
     /// The fewest requests covering `spans` (function, first register, register count) such that no
-    /// request exceeds 125 registers or reads across more than `max_gap` unused registers.
+    /// request exceeds `max_read` registers (125 at most) or reads across more than `max_gap`
+    /// unused registers.
     ///
     /// Spans sorted by start are taken greedily, each request extended as far as the limits allow;
     /// for intervals on a line this is optimal.
-    pub fn coalesce(spans: impl IntoIterator<Item = (Function, u16, u16)>, max_gap: u16) -> Self {
+    pub fn coalesce(
+        spans: impl IntoIterator<Item = (Function, u16, u16)>,
+        max_gap: u16,
+        max_read: u16,
+    ) -> Self {
+        let max_read = u32::from(max_read.min(MAX_REGISTERS_PER_READ));
         let mut spans: Vec<(Function, u32, u32)> = spans
             .into_iter()
             .map(|(f, start, count)| (f, u32::from(start), u32::from(start) + u32::from(count)))
@@ -39,7 +45,7 @@ impl ReadPlan {
                 Some((f, s, e))
                     if f == function
                         && start <= e + u32::from(max_gap)
-                        && end.max(e) - s <= u32::from(MAX_REGISTERS_PER_READ) =>
+                        && end.max(e) - s <= max_read =>
                 {
                     Some((f, s, e.max(end)))
                 }
@@ -55,7 +61,7 @@ impl ReadPlan {
 
     /// The plan for a profile's points and their scale-factor registers.
     pub fn for_profile(profile: &Profile) -> Self {
-        Self::coalesce(spans(profile), profile.max_gap)
+        Self::coalesce(spans(profile), profile.max_gap, profile.max_read)
     }
 
     /// One request per point and per scale factor, the way most tools read: the baseline for
@@ -124,7 +130,7 @@ mod tests {
     const H: Function = Function::Holding;
 
     fn plan(spans: &[(Function, u16, u16)], gap: u16) -> Vec<(Function, u16, u16)> {
-        ReadPlan::coalesce(spans.iter().copied(), gap)
+        ReadPlan::coalesce(spans.iter().copied(), gap, 125)
             .reads
             .iter()
             .map(|r| (r.function, r.start, r.count))
@@ -153,6 +159,17 @@ mod tests {
             reads,
             [(I, 0, 124), (I, 124, 124), (I, 248, 124), (I, 372, 28)]
         );
+    }
+
+    #[test]
+    fn a_device_limit_below_125_is_kept() {
+        let spans: Vec<_> = (0..12).map(|i| (I, i * 2, 2)).collect();
+        let reads: Vec<_> = ReadPlan::coalesce(spans, 0, 20)
+            .reads
+            .iter()
+            .map(|r| (r.start, r.count))
+            .collect();
+        assert_eq!(reads, [(0, 20), (20, 4)]);
     }
 
     #[test]

@@ -8,6 +8,22 @@ use serde::Deserialize;
 /// The largest number of registers one read request may carry (Modbus application protocol 6.3/6.4).
 pub const MAX_REGISTERS_PER_READ: u16 = 125;
 
+/// The profiles that come with the gateway, by name: `(name, TOML)`.
+pub const SHIPPED: &[(&str, &str)] = &[
+    (
+        "eastron-sdm120",
+        include_str!("../profiles/eastron-sdm120.toml"),
+    ),
+    (
+        "eastron-sdm630",
+        include_str!("../profiles/eastron-sdm630.toml"),
+    ),
+    (
+        "carlo-gavazzi-em340",
+        include_str!("../profiles/carlo-gavazzi-em340.toml"),
+    ),
+];
+
 /// A device's register map.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +37,10 @@ pub struct Profile {
     /// reads over unmapped registers.
     #[serde(default = "default_max_gap")]
     pub max_gap: u16,
+    /// The most registers the device returns to one read (125, the protocol's limit, unless its
+    /// manual says less).
+    #[serde(default = "default_max_read")]
+    pub max_read: u16,
     /// The values to read.
     #[serde(rename = "point")]
     pub points: Vec<Point>,
@@ -28,6 +48,10 @@ pub struct Profile {
 
 fn default_max_gap() -> u16 {
     16
+}
+
+fn default_max_read() -> u16 {
+    MAX_REGISTERS_PER_READ
 }
 
 /// One value of the device: where it is and how to turn it into the project's units.
@@ -223,6 +247,12 @@ impl Profile {
     pub fn parse(text: &str) -> Result<Self, ProfileError> {
         let profile: Profile =
             toml::from_str(text).map_err(|e| ProfileError::Syntax(e.to_string()))?;
+        if !(1..=MAX_REGISTERS_PER_READ).contains(&profile.max_read) {
+            return Err(ProfileError::Syntax(format!(
+                "max_read {}: a read carries 1 to {MAX_REGISTERS_PER_READ} registers",
+                profile.max_read
+            )));
+        }
         for (index, p) in profile.points.iter().enumerate() {
             let bad = |message: String| ProfileError::Point {
                 index,
@@ -260,6 +290,14 @@ impl Profile {
         Ok(profile)
     }
 
+    /// A profile shipped with the gateway, by name (`eastron-sdm630`).
+    pub fn shipped(name: &str) -> Option<Result<Self, ProfileError>> {
+        SHIPPED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| Self::parse(text))
+    }
+
     /// Reads and parses a profile file.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
         let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
@@ -270,5 +308,126 @@ impl Profile {
             ProfileError::Syntax(m) => ProfileError::Syntax(format!("{}: {m}", path.display())),
             other => other,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped maps, typed again from the manufacturers' documents cited in each file:
+    /// (quantity, phase, address, type, word order, scale).
+    type Row = (Quantity, Option<u8>, u16, DataType, WordOrder, f64);
+
+    fn check(name: &str, rows: &[Row]) {
+        let profile = Profile::shipped(name).unwrap().unwrap();
+        assert_eq!(profile.points.len(), rows.len(), "{name}");
+        for (p, row) in profile.points.iter().zip(rows) {
+            let Scale::Factor(scale) = p.scaling() else {
+                panic!("{name}: fixed scales only");
+            };
+            let got = (
+                p.quantity,
+                p.phase,
+                p.address,
+                p.data_type,
+                p.word_order,
+                scale,
+            );
+            assert_eq!(&got, row, "{name}");
+            assert_eq!(p.function, Function::Input, "{name}");
+        }
+    }
+
+    use DataType::{F32, I16, I32};
+    use Quantity::*;
+    use WordOrder::{HighFirst as Hi, LowFirst as Lo};
+
+    #[test]
+    fn eastron_sdm120_matches_protocol_v2_5() {
+        check(
+            "eastron-sdm120",
+            &[
+                (Voltage, None, 0x00, F32, Hi, 1.0),
+                (Current, None, 0x06, F32, Hi, 1.0),
+                (Power, None, 0x0C, F32, Hi, 1.0),
+                (Frequency, None, 0x46, F32, Hi, 1.0),
+                (ImportEnergy, None, 0x48, F32, Hi, 1.0),
+                (ExportEnergy, None, 0x4A, F32, Hi, 1.0),
+            ],
+        );
+    }
+
+    #[test]
+    fn eastron_sdm630_matches_protocol_2018_v2() {
+        let mut rows = Vec::new();
+        for (quantity, base) in [(Voltage, 0x00), (Current, 0x06), (Power, 0x0C)] {
+            for phase in 1..=3u8 {
+                rows.push((
+                    quantity,
+                    Some(phase),
+                    base + 2 * u16::from(phase - 1),
+                    F32,
+                    Hi,
+                    1.0,
+                ));
+            }
+        }
+        rows.extend([
+            (Power, None, 0x34, F32, Hi, 1.0),
+            (Frequency, None, 0x46, F32, Hi, 1.0),
+            (ImportEnergy, None, 0x48, F32, Hi, 1.0),
+            (ExportEnergy, None, 0x4A, F32, Hi, 1.0),
+        ]);
+        check("eastron-sdm630", &rows);
+    }
+
+    #[test]
+    fn carlo_gavazzi_em340_matches_protocol_v2_r17() {
+        check(
+            "carlo-gavazzi-em340",
+            &[
+                (Voltage, Some(1), 0x00, I32, Lo, 0.1),
+                (Voltage, Some(2), 0x02, I32, Lo, 0.1),
+                (Voltage, Some(3), 0x04, I32, Lo, 0.1),
+                (Current, Some(1), 0x0C, I32, Lo, 0.001),
+                (Current, Some(2), 0x0E, I32, Lo, 0.001),
+                (Current, Some(3), 0x10, I32, Lo, 0.001),
+                (Power, Some(1), 0x12, I32, Lo, 0.1),
+                (Power, Some(2), 0x14, I32, Lo, 0.1),
+                (Power, Some(3), 0x16, I32, Lo, 0.1),
+                (Power, None, 0x28, I32, Lo, 0.1),
+                (Frequency, None, 0x33, I16, Hi, 0.1),
+                (ImportEnergy, None, 0x34, I32, Lo, 0.1),
+                (ExportEnergy, None, 0x4E, I32, Lo, 0.1),
+            ],
+        );
+    }
+
+    fn error(toml: &str) -> String {
+        Profile::parse(toml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_profiles_say_what_is_wrong() {
+        let head = "name = \"t\"\n[[point]]\nquantity = \"power\"\naddress = 0\nfunction = 3\n";
+        assert!(error(&format!("{head}type = \"f32\"\nunit = \"V\"")).contains("unit V"));
+        assert!(
+            error(&format!("{head}type = \"f32\"\nunit = \"W\"\nscale = 0")).contains("non-zero")
+        );
+        let unknown = error(&format!("{head}type = \"f32\"\nunit = \"W\"\nregister = 4"));
+        assert!(
+            unknown.contains("line 8") && unknown.contains("register"),
+            "{unknown}"
+        );
+        let fc = error(
+            "name = \"t\"\n[[point]]\nquantity = \"power\"\naddress = 0\nfunction = 6\ntype = \"f32\"\nunit = \"W\"",
+        );
+        assert!(fc.contains("function 6"), "{fc}");
+        let last = error(
+            "name = \"t\"\n[[point]]\nquantity = \"power\"\naddress = 65535\nfunction = 3\ntype = \"f32\"\nunit = \"W\"",
+        );
+        assert!(last.contains("past the last register"), "{last}");
+        assert!(error("name = \"t\"\nmax_read = 126\npoint = []").contains("max_read 126"));
     }
 }

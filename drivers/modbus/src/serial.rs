@@ -74,6 +74,12 @@ impl SerialPort {
         }
         termios::tcsetattr(&file, SetArg::TCSANOW, &t)?;
         termios::tcflush(&file, termios::FlushArg::TCIOFLUSH)?;
+        Self::attach(file)
+    }
+
+    /// A terminal that is already set up and opened non-blocking (a pseudo-terminal's master side,
+    /// for simulated devices); needs a running tokio reactor.
+    pub fn attach(file: File) -> io::Result<Self> {
         // Deprecated for fds the caller might close behind tokio's back; the AsyncFd owns this File,
         // so the descriptor lives exactly as long as its registration.
         #[allow(deprecated)]

@@ -1,0 +1,133 @@
+//! A meter described by a device profile, measuring loads of the simulated site.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use daisee_hal::sim::Site;
+use daisee_hal::{EnergyIntegrator, MicroAmps, MilliVolts, MilliWattHours, MilliWatts, Timestamp};
+use daisee_modbus::decode::{PhaseValues, Values, encode};
+use daisee_modbus::plan::ReadPlan;
+use daisee_modbus::profile::{Profile, Scale};
+
+use crate::device::{Behaviour, scale_exponent};
+use crate::registers::RegisterMap;
+
+/// How a polyphase meter's load splits over L1, L2 and L3, in percent: unbalanced, as homes are.
+const PHASE_SHARE: [i64; 3] = [50, 30, 20];
+
+/// Counter readings of a meter that has been installed for a while.
+const INSTALLED_IMPORT: MilliWattHours = MilliWattHours(1_234_500_000);
+const INSTALLED_EXPORT: MilliWattHours = MilliWattHours(567_800_000);
+
+/// A meter whose registers are laid out by a [`Profile`] and whose readings follow the named loads
+/// of a [`Site`]: positive while the loads consume, negative while they produce.
+pub struct ProfileMeter {
+    profile: Arc<Profile>,
+    site: Arc<Site>,
+    loads: Vec<String>,
+    energy: EnergyIntegrator,
+    values: Values,
+    mapped: bool,
+}
+
+impl std::fmt::Debug for ProfileMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileMeter")
+            .field("profile", &self.profile.name)
+            .field("loads", &self.loads)
+            .finish()
+    }
+}
+
+impl ProfileMeter {
+    /// A meter with `profile`'s registers on the named loads of `site`. Tick it once before the
+    /// first read: until then its registers are not defined.
+    pub fn new(profile: Arc<Profile>, site: Arc<Site>, loads: Vec<String>) -> Self {
+        // A simulated meter keeps counting across any gap between ticks: its world never stops.
+        let energy = EnergyIntegrator::new(Duration::from_secs(86_400 * 365));
+        Self {
+            profile,
+            site,
+            loads,
+            energy,
+            values: Values::default(),
+            mapped: false,
+        }
+    }
+}
+
+impl Behaviour for ProfileMeter {
+    fn tick(&mut self, at: Timestamp, registers: &mut RegisterMap) {
+        if !self.mapped {
+            // The registers between the profile's points exist on the real device (the profile's
+            // max_gap says a read may span them); here they read as zero.
+            for read in ReadPlan::for_profile(&self.profile).reads {
+                registers.set(read.function, read.start, &vec![0; usize::from(read.count)]);
+            }
+            self.mapped = true;
+        }
+        let power = self.site.power(&self.loads, at);
+        self.energy.add(at, power);
+        let polyphase = self.profile.points.iter().any(|p| p.phase.is_some());
+        self.values = measure(at, power, polyphase, self.energy.energy());
+        for point in &self.profile.points {
+            let Some(value) = self.values.get(point) else {
+                continue;
+            };
+            let exponent = scale_exponent(point.unit);
+            if let Scale::Register(address) = point.scaling() {
+                registers.set(point.function, address, &[exponent as u16]);
+            }
+            registers.set(
+                point.function,
+                point.address,
+                &encode(point, value, exponent),
+            );
+        }
+    }
+
+    fn values(&self) -> Values {
+        self.values
+    }
+}
+
+/// What a mains meter shows at `at` for a total `power`: a slightly wandering voltage and
+/// frequency, currents as magnitudes (meters do not sign them), counters since installation.
+pub fn measure(
+    at: Timestamp,
+    power: MilliWatts,
+    polyphase: bool,
+    counted: daisee_hal::Energy,
+) -> Values {
+    let second = at.0.div_euclid(1000);
+    let voltage = |phase: i64| MilliVolts((229_400 + 600 * phase + 100 * (second % 7)) as i32);
+    let current = |p: MilliWatts, v: MilliVolts| MicroAmps(p.0.abs() * 1_000_000 / i64::from(v.0));
+    let mut values = Values {
+        frequency_mhz: Some(49_980 + 10 * (second % 5)),
+        import: Some(MilliWattHours(INSTALLED_IMPORT.0 + counted.import.0)),
+        export: Some(MilliWattHours(INSTALLED_EXPORT.0 + counted.export.0)),
+        ..Values::default()
+    };
+    if polyphase {
+        let mut left = power;
+        for (i, share) in PHASE_SHARE.iter().enumerate() {
+            let p = if i == 2 {
+                left
+            } else {
+                MilliWatts(power.0 * share / 100)
+            };
+            left = left - p;
+            let v = voltage(i as i64);
+            values.phases[i] = PhaseValues {
+                power: Some(p),
+                voltage: Some(v),
+                current: Some(current(p, v)),
+            };
+        }
+    } else {
+        values.voltage = Some(voltage(0));
+        values.current = Some(current(power, voltage(0)));
+    }
+    values.power = Some(power);
+    values
+}
