@@ -2,8 +2,8 @@
 //! writes.
 
 use daisee_hal::Timestamp;
-use daisee_modbus::decode::Values;
-use daisee_modbus::profile::Unit;
+use daisee_modbus::decode::{Values, encode};
+use daisee_modbus::profile::{Profile, Scale, Unit};
 use tokio_modbus::ExceptionCode;
 
 use crate::registers::RegisterMap;
@@ -38,5 +38,23 @@ pub fn scale_exponent(unit: Unit) -> i16 {
         Unit::A | Unit::Hz => -2,
         Unit::W | Unit::Wh => 0,
         Unit::KW | Unit::KWh => -3,
+    }
+}
+
+/// Puts `values` into the registers `profile` reads them from, scale-factor registers included.
+pub fn write_values(profile: &Profile, values: &Values, registers: &mut RegisterMap) {
+    for point in &profile.points {
+        let Some(value) = values.get(point) else {
+            continue;
+        };
+        let exponent = scale_exponent(point.unit);
+        if let Scale::Register(address) = point.scaling() {
+            registers.set(point.function, address, &[exponent as u16]);
+        }
+        registers.set(
+            point.function,
+            point.address,
+            &encode(point, value, exponent),
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod meter;
 pub mod pty;
 pub mod registers;
 pub mod simulator;
+pub mod sunspec;
 pub mod wire;
 
 pub use device::Behaviour;
@@ -14,4 +15,5 @@ pub use meter::ProfileMeter;
 pub use pty::RtuPort;
 pub use registers::RegisterMap;
 pub use simulator::Simulator;
+pub use sunspec::{Layout, SunSpecDevice};
 pub use wire::Fault;

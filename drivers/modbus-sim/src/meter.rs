@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use daisee_hal::sim::Site;
 use daisee_hal::{EnergyIntegrator, MicroAmps, MilliVolts, MilliWattHours, MilliWatts, Timestamp};
-use daisee_modbus::decode::{PhaseValues, Values, encode};
+use daisee_modbus::decode::{PhaseValues, Values};
 use daisee_modbus::plan::ReadPlan;
-use daisee_modbus::profile::{Profile, Scale};
+use daisee_modbus::profile::Profile;
 
-use crate::device::{Behaviour, scale_exponent};
+use crate::device::{Behaviour, write_values};
 use crate::registers::RegisterMap;
 
 /// How a polyphase meter's load splits over L1, L2 and L3, in percent: unbalanced, as homes are.
@@ -70,20 +70,7 @@ impl Behaviour for ProfileMeter {
         self.energy.add(at, power);
         let polyphase = self.profile.points.iter().any(|p| p.phase.is_some());
         self.values = measure(at, power, polyphase, self.energy.energy());
-        for point in &self.profile.points {
-            let Some(value) = self.values.get(point) else {
-                continue;
-            };
-            let exponent = scale_exponent(point.unit);
-            if let Scale::Register(address) = point.scaling() {
-                registers.set(point.function, address, &[exponent as u16]);
-            }
-            registers.set(
-                point.function,
-                point.address,
-                &encode(point, value, exponent),
-            );
-        }
+        write_values(&self.profile, &self.values, registers);
     }
 
     fn values(&self) -> Values {
@@ -124,6 +111,16 @@ pub fn measure(
                 current: Some(current(p, v)),
             };
         }
+        // Totals, for meters that have them: the sum of currents, the mean voltage.
+        let phases = values.phases.map(|p| p.voltage.unwrap_or_default().0);
+        values.voltage = Some(MilliVolts(phases.iter().sum::<i32>() / 3));
+        values.current = Some(MicroAmps(
+            values
+                .phases
+                .iter()
+                .map(|p| p.current.unwrap_or_default().0)
+                .sum(),
+        ));
     } else {
         values.voltage = Some(voltage(0));
         values.current = Some(current(power, voltage(0)));

@@ -14,11 +14,12 @@ pub struct RegisterMap {
 }
 
 impl RegisterMap {
-    /// Defines (or overwrites) registers from `address` on.
+    /// Defines (or overwrites) registers from `address` on, up to the last address.
     pub fn set(&mut self, function: Function, address: u16, words: &[u16]) {
         let table = self.table_mut(function);
-        for (address, word) in (address..).zip(words) {
-            table.insert(address, *word);
+        // Registers past the last address do not exist; a write running past it stops there.
+        for (address, word) in (u32::from(address)..=0xFFFF).zip(words) {
+            table.insert(address as u16, *word);
         }
     }
 
@@ -45,11 +46,6 @@ impl RegisterMap {
                     .ok_or(ExceptionCode::IllegalDataAddress)
             })
             .collect()
-    }
-
-    /// Whether every register of the span is defined.
-    pub fn defines(&self, function: Function, address: u16, count: u16) -> bool {
-        self.read(function, address, count).is_ok()
     }
 
     fn table_mut(&mut self, function: Function) -> &mut BTreeMap<u16, u16> {

@@ -8,3 +8,4 @@ pub mod device;
 pub mod plan;
 pub mod profile;
 pub mod serial;
+pub mod sunspec;

@@ -8,10 +8,10 @@ mod common;
 use std::time::Duration;
 
 use daisee_modbus::bus::Bus;
-use daisee_modbus::device::{Backoff, Device};
+use daisee_modbus::device::Device;
 use daisee_modbus::plan::ReadPlan;
 use daisee_modbus::profile::SHIPPED;
-use daisee_modbus_sim::{ProfileMeter, Simulator};
+use daisee_modbus_sim::Simulator;
 
 use common::*;
 
@@ -21,16 +21,7 @@ fn meters(sim: &Simulator) -> Vec<Device> {
     SHIPPED
         .iter()
         .zip(1u8..)
-        .map(|((name, _), unit)| {
-            let profile = shipped(name);
-            let loads = vec!["house".to_owned(), "pv".to_owned()];
-            sim.add(
-                unit,
-                ProfileMeter::new(profile.clone(), site.clone(), loads),
-            );
-            let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-            Device::new(*name, unit, profile, false, Duration::from_secs(2), backoff)
-        })
+        .map(|((name, _), unit)| meter(sim, &site, unit, name, Duration::from_secs(2)))
         .collect()
 }
 

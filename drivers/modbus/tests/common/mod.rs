@@ -10,9 +10,10 @@ use daisee_hal::sim::{Load, Profile as LoadProfile, SimClock, Site};
 use daisee_hal::{MilliWatts, Timestamp};
 use daisee_modbus::bus::{Bus, Endpoint};
 use daisee_modbus::decode::Values;
+use daisee_modbus::device::{Backoff, Device};
 use daisee_modbus::profile::{DataType, Point, Profile, Scale, Unit};
 use daisee_modbus::serial::{LineSettings, Parity};
-use daisee_modbus_sim::{RtuPort, Simulator};
+use daisee_modbus_sim::{ProfileMeter, RtuPort, Simulator};
 
 /// 2024-06-21T10:30:00Z: the sun is up, the house is busy.
 pub const MORNING: Timestamp = Timestamp(1_718_965_800_000);
@@ -46,6 +47,19 @@ pub fn shipped(name: &str) -> Arc<Profile> {
     Arc::new(Profile::shipped(name).unwrap().unwrap())
 }
 
+/// Adds a meter with the shipped profile `name` on the house and PV of `site` at `unit`, and
+/// returns the device that reads it with `timeout`, backed off from one second up to a minute.
+pub fn meter(sim: &Simulator, site: &Arc<Site>, unit: u8, name: &str, timeout: Duration) -> Device {
+    let profile = shipped(name);
+    let loads = vec!["house".to_owned(), "pv".to_owned()];
+    sim.add(
+        unit,
+        ProfileMeter::new(profile.clone(), site.clone(), loads),
+    );
+    let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    Device::new(name, unit, profile, false, timeout, backoff)
+}
+
 /// The simulator served over Modbus TCP on loopback, and a bus to it.
 pub async fn tcp_bus(sim: &Simulator) -> Bus {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -55,14 +69,15 @@ pub async fn tcp_bus(sim: &Simulator) -> Bus {
     Bus::new(Endpoint::Tcp(addr), Duration::ZERO)
 }
 
-/// The simulator on a pseudo-terminal, and an RTU bus (9600 8E1) on it.
+/// The simulator on a pseudo-terminal, and an RTU bus (9600 8N1) on it. A pseudo-terminal has no
+/// parity bit: glibc refuses 8E1 on one with EINVAL.
 pub async fn rtu_bus(sim: &Simulator) -> (Bus, RtuPort) {
     let port = RtuPort::open(sim).await.unwrap();
     let endpoint = Endpoint::Rtu {
         path: port.path().to_owned(),
         line: LineSettings {
             baud: 9600,
-            parity: Parity::Even,
+            parity: Parity::None,
             stop_bits: 1,
         },
     };
