@@ -10,6 +10,7 @@ use crate::bus::{Bus, BusError};
 use crate::decode::{DecodeError, Values};
 use crate::plan::{ReadPlan, Registers};
 use crate::profile::Profile;
+use crate::sunspec::{Role, SunSpec, SunSpecError};
 
 /// When to try a failing device again: at the next poll after its first failure (one lost answer is
 /// no reason to wait), then after 1, 2, 4 … poll intervals, at most `max` apart.
@@ -72,6 +73,9 @@ pub enum DeviceError {
     /// The answer decoded to something impossible.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// SunSpec discovery found no usable map.
+    #[error(transparent)]
+    SunSpec(SunSpecError),
     /// The device is backed off after failing; it will be asked again later.
     #[error("backed off after {failures} failures, next try in {retry_in:?}")]
     BackedOff {
@@ -82,11 +86,21 @@ pub enum DeviceError {
     },
 }
 
+impl From<SunSpecError> for DeviceError {
+    fn from(e: SunSpecError) -> Self {
+        match e {
+            SunSpecError::Bus(e) => DeviceError::Bus(e),
+            other => DeviceError::SunSpec(other),
+        }
+    }
+}
+
 impl daisee_hal::Error for DeviceError {
     fn kind(&self) -> daisee_hal::ErrorKind {
         match self {
             DeviceError::Bus(e) => daisee_hal::Error::kind(e),
             DeviceError::Decode(_) => daisee_hal::ErrorKind::InvalidData,
+            DeviceError::SunSpec(_) => daisee_hal::ErrorKind::Unsupported,
             DeviceError::BackedOff { .. } => daisee_hal::ErrorKind::NotResponding,
         }
     }
@@ -112,45 +126,96 @@ impl Poller {
     }
 }
 
-/// A device read through a profile.
+/// How a device's registers are found.
+#[derive(Debug, Clone)]
+pub enum Map {
+    /// A profile (a shipped one or a user's file).
+    Profile(Arc<Profile>),
+    /// SunSpec: discovered on the first poll, read as an inverter or a meter.
+    SunSpec(Role),
+}
+
+/// Where a device's profile comes from, and whether it is known yet.
+#[derive(Debug)]
+enum Source {
+    /// A SunSpec device not discovered yet.
+    Undiscovered(Role),
+    /// A profile, given or built by discovery.
+    Known {
+        profile: Arc<Profile>,
+        sunspec: Option<SunSpec>,
+    },
+}
+
+/// A device on a bus, read through a profile or its SunSpec map.
 #[derive(Debug)]
 pub struct Device {
     /// Its name.
     pub name: String,
     /// Its Modbus unit id.
     pub unit: u8,
-    profile: Arc<Profile>,
-    plan: ReadPlan,
+    source: Source,
     not_implemented: bool,
+    plan: ReadPlan,
     timeout: Duration,
     backoff: Backoff,
 }
 
 impl Device {
-    /// Device `unit` read through `profile`, each request given `timeout`. `not_implemented` treats
-    /// SunSpec's "not implemented" markers as absent values.
+    /// Device `unit` read through `map`, each request given `timeout`.
     pub fn new(
         name: impl Into<String>,
         unit: u8,
-        profile: Arc<Profile>,
-        not_implemented: bool,
+        map: Map,
         timeout: Duration,
         backoff: Backoff,
     ) -> Self {
+        let (source, plan, not_implemented) = match map {
+            Map::Profile(profile) => {
+                let plan = ReadPlan::for_profile(&profile);
+                let source = Source::Known {
+                    profile,
+                    sunspec: None,
+                };
+                (source, plan, false)
+            }
+            Map::SunSpec(role) => (Source::Undiscovered(role), ReadPlan::default(), true),
+        };
         Self {
             name: name.into(),
             unit,
-            plan: ReadPlan::for_profile(&profile),
-            profile,
+            source,
             not_implemented,
+            plan,
             timeout,
             backoff,
         }
     }
 
-    /// The requests of one poll.
+    /// The requests of one poll (none before a SunSpec device is discovered).
     pub fn plan(&self) -> &ReadPlan {
         &self.plan
+    }
+
+    /// The profile it is read through, once known.
+    pub fn profile(&self) -> Option<&Profile> {
+        match &self.source {
+            Source::Known { profile, .. } => Some(profile),
+            Source::Undiscovered(_) => None,
+        }
+    }
+
+    /// What discovery found on a SunSpec device.
+    pub fn sunspec(&self) -> Option<&SunSpec> {
+        match &self.source {
+            Source::Known { sunspec, .. } => sunspec.as_ref(),
+            Source::Undiscovered(_) => None,
+        }
+    }
+
+    /// The time each request is given.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Reads every point once, unless the device is backed off.
@@ -181,16 +246,26 @@ impl Device {
     }
 
     async fn read(&mut self, bus: &mut Bus) -> Result<Values, DeviceError> {
+        let profile = match &self.source {
+            Source::Known { profile, .. } => Arc::clone(profile),
+            Source::Undiscovered(role) => {
+                let role = *role;
+                let found = SunSpec::discover(bus, self.unit, self.timeout).await?;
+                let profile = Arc::new(found.profile(role)?);
+                self.plan = ReadPlan::for_profile(&profile);
+                self.source = Source::Known {
+                    profile: Arc::clone(&profile),
+                    sunspec: Some(found),
+                };
+                profile
+            }
+        };
         let mut registers = Registers::default();
         for read in &self.plan.reads {
             let words = bus.read(self.unit, *read, self.timeout).await?;
             registers.insert(*read, words);
         }
-        Ok(Values::decode(
-            &self.profile,
-            &registers,
-            self.not_implemented,
-        )?)
+        Ok(Values::decode(&profile, &registers, self.not_implemented)?)
     }
 }
 

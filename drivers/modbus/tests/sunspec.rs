@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use daisee_modbus::bus::{Bus, BusError};
-use daisee_modbus::device::{Backoff, Device};
+use daisee_modbus::device::{Backoff, Device, Map};
 use daisee_modbus::profile::Function;
 use daisee_modbus::sunspec::{Role, SunSpec, SunSpecError};
 use daisee_modbus_sim::device::scale_exponent;
@@ -31,14 +31,13 @@ fn device(sim: &Simulator, unit: u8, role: Role, layout: Layout) {
 /// Discovers the device at `unit`, reads it through the profile discovery builds, and compares
 /// with what the simulator holds.
 async fn read_and_compare(sim: &Simulator, bus: &mut Bus, unit: u8, role: Role) -> SunSpec {
-    let found = SunSpec::discover(bus, unit, T).await.unwrap();
-    let profile = std::sync::Arc::new(found.profile(role).unwrap());
     let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    let mut device = Device::new("sunspec", unit, profile.clone(), true, T, backoff);
+    let mut device = Device::new("sunspec", unit, Map::SunSpec(role), T, backoff);
     let decoded = device.poll(bus).await.unwrap();
     let held = sim.values(unit).unwrap();
-    assert_same(&profile, &decoded, &held, |p| scale_exponent(p.unit));
-    found
+    let profile = device.profile().unwrap();
+    assert_same(profile, &decoded, &held, |p| scale_exponent(p.unit));
+    device.sunspec().unwrap().clone()
 }
 
 #[tokio::test]
@@ -103,9 +102,8 @@ async fn a_hand_built_map_reads_point_by_point() {
     let found = SunSpec::discover(&mut bus, 9, T).await.unwrap();
     assert_eq!(found.base, 0);
     assert_eq!(found.identity.manufacturer, "Acme");
-    let profile = std::sync::Arc::new(found.profile(Role::Inverter).unwrap());
     let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    let mut device = Device::new("hand", 9, profile.clone(), true, T, backoff);
+    let mut device = Device::new("hand", 9, Map::SunSpec(Role::Inverter), T, backoff);
     let v = device.poll(&mut bus).await.unwrap();
     assert_eq!(v.power.unwrap().0, -1_500_000, "produced, so negative");
     assert_eq!(v.current.unwrap().0, 6_500_000);

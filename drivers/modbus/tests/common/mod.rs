@@ -10,7 +10,7 @@ use daisee_hal::sim::{Load, Profile as LoadProfile, SimClock, Site};
 use daisee_hal::{MilliWatts, Timestamp};
 use daisee_modbus::bus::{Bus, Endpoint};
 use daisee_modbus::decode::Values;
-use daisee_modbus::device::{Backoff, Device};
+use daisee_modbus::device::{Backoff, Device, Map};
 use daisee_modbus::profile::{DataType, Point, Profile, Scale, Unit};
 use daisee_modbus::serial::{LineSettings, Parity};
 use daisee_modbus_sim::{ProfileMeter, RtuPort, Simulator};
@@ -57,7 +57,7 @@ pub fn meter(sim: &Simulator, site: &Arc<Site>, unit: u8, name: &str, timeout: D
         ProfileMeter::new(profile.clone(), site.clone(), loads),
     );
     let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    Device::new(name, unit, profile, false, timeout, backoff)
+    Device::new(name, unit, Map::Profile(profile), timeout, backoff)
 }
 
 /// The simulator served over Modbus TCP on loopback, and a bus to it.
