@@ -88,7 +88,13 @@ fn main() {
 
     let config = Config::parse(DEMO).expect("demo configuration");
     let demo_clock = SimClock::manual(Timestamp(1_795_608_000_000));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let entered = runtime.enter();
     let mut gateway = Gateway::build(&config, Arc::new(demo_clock.clone())).expect("demo gateway");
+    drop(entered);
     let poll = per_call(|| {
         demo_clock.advance(Duration::from_secs(1));
         black_box(gateway.poll());

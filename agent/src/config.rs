@@ -6,6 +6,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 
+mod modbus;
+
+pub use modbus::{Link, Meter, MeterMap, ModbusBus};
+
 use daisee_hal::RelayState;
 use daisee_hal::linux::I2cMode;
 use serde::Deserialize;
@@ -53,6 +57,10 @@ pub struct Config {
     pub sensors: Vec<Sensor>,
     /// Relays, in file order.
     pub relays: Vec<Relay>,
+    /// Modbus buses, in file order.
+    pub buses: Vec<ModbusBus>,
+    /// Modbus meters and inverters, in file order.
+    pub meters: Vec<Meter>,
 }
 
 /// The simulated site.
@@ -176,6 +184,10 @@ struct File {
     sensor: Vec<Spanned<SensorTable>>,
     #[serde(default)]
     relay: Vec<Spanned<RelayTable>>,
+    #[serde(default)]
+    modbus: Vec<Spanned<modbus::ModbusTable>>,
+    #[serde(default)]
+    meter: Vec<Spanned<modbus::MeterTable>>,
 }
 
 #[derive(Deserialize)]
@@ -451,11 +463,14 @@ impl Config {
                 }
             }
         }
-        if sim.is_none() && sensors.iter().any(|s| s.uses_sim()) {
+        let buses = modbus::buses(&at, &file.modbus)?;
+        let meters = modbus::meters(&at, &file.meter, &buses, &sim_loads, &mut names)?;
+        let sim_bus = buses.iter().any(|b| b.link == Link::Sim);
+        if sim.is_none() && (sim_bus || sensors.iter().any(|s| s.uses_sim())) {
             return Err(ConfigError {
                 line: None,
                 key: Some("sim".into()),
-                message: "sensors on the sim backend need a [sim] table with their loads".into(),
+                message: "devices on the sim backend need a [sim] table with their loads".into(),
             });
         }
 
@@ -465,6 +480,8 @@ impl Config {
             sim,
             sensors,
             relays,
+            buses,
+            meters,
         })
     }
 }

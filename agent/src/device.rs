@@ -14,7 +14,8 @@ pub struct Fault {
 }
 
 impl Fault {
-    fn of<E: daisee_hal::Error>(e: &E) -> Self {
+    /// The fault of a device error.
+    pub fn of<E: daisee_hal::Error>(e: &E) -> Self {
         Self {
             kind: e.kind(),
             message: e.to_string(),

@@ -15,6 +15,7 @@ use embedded_hal::i2c::I2c;
 
 use crate::config::{Config, I2cBus, RelayOutput, SensorDevice};
 use crate::device::{Connect, ConnectError, Fault, Reconnecting, Sensor, Switch};
+use crate::modbus::ModbusMeters;
 
 /// Gaps between readings up to this long are bridged when integrating energy.
 const MAX_GAP_POLLS: u32 = 10;
@@ -77,12 +78,14 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     channels: Vec<Channel>,
     relays: Vec<Output>,
+    meters: ModbusMeters,
     warnings: Vec<String>,
 }
 
 impl Gateway {
     /// Opens and sets up every configured device on `clock`. A device node that cannot be opened
     /// stops the start; a device that does not answer yet is only warned about and retried.
+    /// Modbus buses are polled by tasks on the current tokio runtime, which must be running.
     pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, BuildError> {
         let mut errors = Vec::new();
         let mut sim_lines = HashMap::new();
@@ -206,6 +209,7 @@ impl Gateway {
                 Err(e) => errors.push(format!("sensor `{}` (line {}): {e}", s.name, s.line)),
             }
         }
+        let meters = ModbusMeters::start(config, site.as_ref(), &clock, &mut errors);
         if !errors.is_empty() {
             return Err(BuildError(errors));
         }
@@ -214,6 +218,7 @@ impl Gateway {
             clock,
             channels,
             relays,
+            meters,
             warnings,
         })
     }
@@ -228,10 +233,11 @@ impl Gateway {
         &self.warnings
     }
 
-    /// Reads every sensor and relay once.
+    /// Reads every sensor and relay once, and takes the latest reading of every Modbus meter
+    /// (their buses are polled by tasks of their own).
     pub fn poll(&mut self) -> Snapshot {
         let at = self.clock.now();
-        let channels = self
+        let mut channels: Vec<ChannelState> = self
             .channels
             .iter_mut()
             .map(|c| {
@@ -247,6 +253,7 @@ impl Gateway {
                 }
             })
             .collect();
+        channels.extend(self.meters.channels());
         let relays = self
             .relays
             .iter_mut()

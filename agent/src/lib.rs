@@ -4,4 +4,5 @@
 pub mod config;
 pub mod device;
 pub mod gateway;
+pub mod modbus;
 pub mod view;

@@ -111,7 +111,13 @@ fn run() -> anyhow::Result<()> {
         }
         None => Arc::new(SystemClock),
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Modbus buses get their polling tasks on this runtime as the gateway is built.
+    let entered = runtime.enter();
     let gateway = Gateway::build(&config, clock).map_err(|e| anyhow::anyhow!("{origin}:\n{e}"))?;
+    drop(entered);
     for warning in gateway.warnings() {
         eprintln!("daisee-agent: {warning}");
     }
@@ -122,10 +128,7 @@ fn run() -> anyhow::Result<()> {
         Style::Lines
     };
     let interval = Duration::from_millis(config.poll_interval_ms);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(gateway, interval, args.polls, style))
+    runtime.block_on(serve(gateway, interval, args.polls, style))
 }
 
 /// Polls on a thread of its own (device I/O blocks) into a bounded channel, shows each snapshot, and

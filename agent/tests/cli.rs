@@ -67,8 +67,8 @@ fn the_demo_prints_timestamped_lines_when_not_on_a_terminal() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    // Two polls of 3 channels and 2 relays, no screen control codes.
-    assert_eq!(lines.len(), 10, "{text}");
+    // Two polls of 5 channels and 2 relays, no screen control codes.
+    assert_eq!(lines.len(), 14, "{text}");
     assert!(!text.contains('\x1b'));
     for line in &lines {
         let (stamp, _) = line.split_once(' ').unwrap();
@@ -93,6 +93,20 @@ fn the_demo_prints_timestamped_lines_when_not_on_a_terminal() {
             .iter()
             .any(|l| l.ends_with("relay=water_heater state=on safe=on"))
     );
+    // The Modbus devices, read over TCP from the agent's own simulator by the time of the first
+    // poll: an SDM630 on the 2 kW water heater, the SunSpec inverter producing.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("channel=flex_loads device=modbus power_w=19")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("channel=pv_inverter device=sunspec power_w=-")),
+        "{text}"
+    );
     assert!(
         lines
             .iter()
@@ -107,7 +121,7 @@ fn the_demo_configuration_is_printed_and_runs_as_a_file() {
     assert!(demo.contains("[[sensor]]"));
     let out = run_with_config(&demo);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 5);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 7);
 }
 
 #[test]

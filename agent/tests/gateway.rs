@@ -11,16 +11,48 @@ use daisee_agent::gateway::{Gateway, Snapshot};
 use daisee_hal::sim::{Ina219Chip, Load, Profile, SimClock, SimI2cBus, Site};
 use daisee_hal::{ErrorKind, MilliWatts, RelayState, Timestamp};
 use daisee_ina219::{Ina219, Settings};
+use daisee_modbus_sim::{ProfileMeter, Simulator};
+use tokio::runtime::Runtime;
 
 /// 2026-11-25T12:00:00Z: the sun is up.
 const NOON: Timestamp = Timestamp(1_795_608_000_000);
 
-fn demo(clock: &SimClock) -> Gateway {
+/// The demo gateway on `clock`, and the runtime its Modbus buses are polled on (they only move
+/// while a test drives it).
+fn demo(clock: &SimClock) -> (Gateway, Runtime) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let config = Config::parse(DEMO).unwrap();
-    let gateway = Gateway::build(&config, Arc::new(clock.clone())).unwrap();
+    let gateway = {
+        let _entered = runtime.enter();
+        Gateway::build(&config, Arc::new(clock.clone())).unwrap()
+    };
     // Let the INA219 finish its first conversion.
     clock.advance(Duration::from_millis(200));
-    gateway
+    (gateway, runtime)
+}
+
+/// A snapshot taken once every Modbus device has been asked (their bus tasks start when the
+/// runtime runs).
+fn after_first_modbus_round(runtime: &Runtime, gateway: &mut Gateway) -> Snapshot {
+    let unread = |s: &Snapshot| {
+        s.channels.iter().any(|c| {
+            c.reading
+                .as_ref()
+                .is_err_and(|f| f.message == "not read yet")
+        })
+    };
+    let mut s = gateway.poll();
+    for _ in 0..100 {
+        if !unread(&s) {
+            break;
+        }
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+        s = gateway.poll();
+    }
+    s
 }
 
 fn power(s: &Snapshot, channel: &str) -> MilliWatts {
@@ -31,9 +63,9 @@ fn power(s: &Snapshot, channel: &str) -> MilliWatts {
 #[test]
 fn the_demo_reads_every_channel_and_starts_relays_safe() {
     let clock = SimClock::manual(NOON);
-    let mut gateway = demo(&clock);
+    let (mut gateway, runtime) = demo(&clock);
     assert!(gateway.warnings().is_empty(), "{:?}", gateway.warnings());
-    let s = gateway.poll();
+    let s = after_first_modbus_round(&runtime, &mut gateway);
     for c in &s.channels {
         assert!(c.reading.is_ok(), "{}: {:?}", c.name, c.reading);
     }
@@ -52,6 +84,15 @@ fn the_demo_reads_every_channel_and_starts_relays_safe() {
     // At noon the PV produces, so its power is negative, and less than its 4.2 kW peak.
     let pv = power(&s, "rooftop_pv").0;
     assert!((-4_200_000..-500_000).contains(&pv), "{pv}");
+    // The SunSpec inverter reports the same production in whole watts; the SDM630 sub-meter sees
+    // the 2 kW water heater (its relay's safe state is on) and not the charger (off).
+    let inverter = power(&s, "pv_inverter").0;
+    assert!(
+        (inverter - pv).abs() <= 500,
+        "inverter {inverter}, sensor {pv}"
+    );
+    let flex = power(&s, "flex_loads").0;
+    assert!((1_950_000..2_050_000).contains(&flex), "{flex}");
 }
 
 #[test]
@@ -93,7 +134,7 @@ fn the_ina219_channel_reads_the_simulated_physics_through_the_driver() {
         site.add(Load::new(name, profile));
     }
     let clock = SimClock::manual(NOON);
-    let mut gateway = demo(&clock);
+    let (mut gateway, _runtime) = demo(&clock);
     for _ in 0..20 {
         clock.advance(Duration::from_secs(30));
         let s = gateway.poll();
@@ -111,7 +152,7 @@ fn the_ina219_channel_reads_the_simulated_physics_through_the_driver() {
 #[test]
 fn energy_accumulates_by_direction_over_an_hour() {
     let clock = SimClock::manual(NOON);
-    let mut gateway = demo(&clock);
+    let (mut gateway, _runtime) = demo(&clock);
     let mut last = gateway.poll();
     for _ in 0..3600 {
         clock.advance(Duration::from_secs(1));
@@ -183,4 +224,56 @@ fn a_chip_missing_at_start_or_losing_power_is_set_up_again() {
     );
     clock.advance(Duration::from_millis(137));
     assert_eq!(sensor.read().unwrap(), before);
+}
+
+/// A Modbus TCP bus to a separate simulator: a meter read through a profile file of the user's
+/// (no recompiling), and a unit nobody answers at, which fails alone.
+#[test]
+fn modbus_meters_from_a_user_profile_and_a_dead_unit() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock = SimClock::manual(NOON);
+    let mut site = Site::new(1);
+    let kettle = MilliWatts(1_500_000);
+    site.add(Load::new("kettle", Profile::Constant { power: kettle }));
+    let sim = Simulator::new(Arc::new(clock.clone()));
+    let sdm120 = daisee_modbus::profile::SHIPPED[0].1;
+    let profile = Arc::new(daisee_modbus::profile::Profile::parse(sdm120).unwrap());
+    sim.add(
+        3,
+        ProfileMeter::new(profile, Arc::new(site), vec!["kettle".into()]),
+    );
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = sim.clone();
+    runtime.spawn(async move { serving.serve_tcp(listener).await });
+
+    let file = std::env::temp_dir().join(format!("daisee-kitchen-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        sdm120.replace("Eastron SDM120-Modbus", "Kitchen meter"),
+    )
+    .unwrap();
+    let config = format!(
+        "[[modbus]]\nname = \"lan\"\nbackend = \"tcp\"\naddress = \"{addr}\"\n\n\
+         [[meter]]\nname = \"kitchen\"\nmodbus = \"lan\"\nunit = 3\nprofile = \"{}\"\n\n\
+         [[meter]]\nname = \"ghost\"\nmodbus = \"lan\"\nunit = 4\nprofile = \"eastron-sdm120\"\ntimeout_ms = 100\n",
+        file.display()
+    );
+    let config = Config::parse(&config).unwrap();
+    let mut gateway = {
+        let _entered = runtime.enter();
+        Gateway::build(&config, Arc::new(clock.clone())).unwrap()
+    };
+    std::fs::remove_file(&file).unwrap();
+    let s = after_first_modbus_round(&runtime, &mut gateway);
+    let kitchen = power(&s, "kitchen").0;
+    assert!((kitchen - kettle.0).abs() < 20_000, "{kitchen}");
+    let ghost = s.channels.iter().find(|c| &*c.name == "ghost").unwrap();
+    let fault = ghost.reading.as_ref().unwrap_err();
+    assert_eq!(fault.kind, ErrorKind::NotResponding, "{fault}");
 }

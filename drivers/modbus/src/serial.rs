@@ -26,6 +26,9 @@ pub enum Parity {
     Odd,
 }
 
+/// The rates a line can be set to.
+pub const BAUD_RATES: [u32; 8] = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115_200];
+
 /// How the line is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineSettings {
@@ -101,7 +104,7 @@ fn baud_rate(baud: u32) -> io::Result<BaudRate> {
         _ => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{baud} baud is not a standard rate (1200 to 115200)"),
+                format!("{baud} baud is not one of {BAUD_RATES:?}"),
             ));
         }
     })
