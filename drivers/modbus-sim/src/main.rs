@@ -172,6 +172,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpLis
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    println!("{what} on {addr}");
+    // The bound address: with port 0 the system picks one.
+    println!("{what} on {}", listener.local_addr()?);
     Ok(listener)
 }

@@ -60,13 +60,18 @@ pub fn meter(sim: &Simulator, site: &Arc<Site>, unit: u8, name: &str, timeout: D
     Device::new(name, unit, Map::Profile(profile), timeout, backoff)
 }
 
-/// The simulator served over Modbus TCP on loopback, and a bus to it.
-pub async fn tcp_bus(sim: &Simulator) -> Bus {
+/// The simulator served over Modbus TCP on loopback; its address.
+pub async fn serve_tcp(sim: &Simulator) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serving = sim.clone();
     tokio::spawn(async move { serving.serve_tcp(listener).await });
-    Bus::new(Endpoint::Tcp(addr), Duration::ZERO)
+    addr
+}
+
+/// The simulator served over Modbus TCP on loopback, and a bus to it.
+pub async fn tcp_bus(sim: &Simulator) -> Bus {
+    Bus::new(Endpoint::Tcp(serve_tcp(sim).await), Duration::ZERO)
 }
 
 /// The simulator on a pseudo-terminal, and an RTU bus (9600 8N1) on it. A pseudo-terminal has no
