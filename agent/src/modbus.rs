@@ -67,7 +67,14 @@ impl ModbusMeters {
         let interval = Duration::from_millis(config.poll_interval_ms);
         let max_gap = interval * 10;
         for (index, bus) in config.buses.iter().enumerate() {
-            let on_bus: Vec<_> = config.meters.iter().filter(|m| m.bus == index).collect();
+            // Each meter's map, its profile file read once for the simulator and the client.
+            let mut on_bus = Vec::new();
+            for m in config.meters.iter().filter(|m| m.bus == index) {
+                match map_of(&m.map) {
+                    Ok(map) => on_bus.push((m, map)),
+                    Err(e) => errors.push(format!("meter `{}` (line {}): {e}", m.name, m.line)),
+                }
+            }
             let endpoint = match &bus.link {
                 Link::Tcp(addr) => Endpoint::Tcp(*addr),
                 Link::Rtu { path, line } => Endpoint::Rtu {
@@ -83,21 +90,19 @@ impl ModbusMeters {
                         continue;
                     };
                     let sim = Simulator::new(Arc::clone(clock));
-                    for m in &on_bus {
+                    for (m, map) in &on_bus {
                         let (site, loads) = (Arc::clone(site), m.loads.clone());
-                        match &m.map {
-                            MeterMap::SunSpec(role) => {
+                        match map {
+                            Map::SunSpec(role) => {
                                 let layout = match role {
                                     Role::Inverter => Layout::inverter(),
                                     Role::Meter => Layout::meter(),
                                 };
                                 sim.add(m.unit, SunSpecDevice::new(*role, layout, site, loads));
                             }
-                            map => match load_profile(map) {
-                                Ok(p) => sim.add(m.unit, ProfileMeter::new(p, site, loads)),
-                                Err(e) => errors
-                                    .push(format!("meter `{}` (line {}): {e}", m.name, m.line)),
-                            },
+                            Map::Profile(p) => {
+                                sim.add(m.unit, ProfileMeter::new(Arc::clone(p), site, loads));
+                            }
                         }
                     }
                     match meters.serve(sim) {
@@ -114,17 +119,7 @@ impl ModbusMeters {
             };
             let first_slot = lock(&meters.slots).len();
             let mut devices = Vec::new();
-            for m in on_bus {
-                let map = match &m.map {
-                    MeterMap::SunSpec(role) => Map::SunSpec(*role),
-                    map => match load_profile(map) {
-                        Ok(profile) => Map::Profile(profile),
-                        Err(e) => {
-                            errors.push(format!("meter `{}` (line {}): {e}", m.name, m.line));
-                            continue;
-                        }
-                    },
-                };
+            for (m, map) in on_bus {
                 let device = match map {
                     Map::SunSpec(_) => "sunspec",
                     Map::Profile(_) => "modbus",
@@ -193,15 +188,16 @@ impl Drop for ModbusMeters {
     }
 }
 
-fn load_profile(map: &MeterMap) -> Result<Arc<Profile>, String> {
+/// How the client finds a meter's registers: its profile read now, or SunSpec discovery later.
+fn map_of(map: &MeterMap) -> Result<Map, String> {
     let profile = match map {
+        MeterMap::SunSpec(role) => return Ok(Map::SunSpec(*role)),
         MeterMap::Shipped(name) => Profile::shipped(name)
             .ok_or_else(|| format!("no shipped profile `{name}`"))?
             .map_err(|e| format!("shipped profile `{name}`: {e}"))?,
         MeterMap::File(path) => Profile::load(path).map_err(|e| e.to_string())?,
-        MeterMap::SunSpec(_) => return Err("a SunSpec device has no profile file".into()),
     };
-    Ok(Arc::new(profile))
+    Ok(Map::Profile(Arc::new(profile)))
 }
 
 /// Polls the bus's devices once per interval and files each result in its slot.
@@ -215,15 +211,18 @@ async fn run(
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
-        let results = poller.round_at(tokio::time::Instant::now()).await;
+        // The tick's own deadline, not the time the task woke: backoff counted in whole intervals
+        // does not slip by one when a wake-up comes late.
+        let now = ticks.tick().await;
+        let results = poller.round_at(now).await;
         let at = clock.now();
         let mut slots = lock(&slots);
         for (slot, result) in slots[first_slot..].iter_mut().zip(results) {
             let values = result.map_err(|e| Fault::of(&e));
             let counters = values
                 .as_ref()
-                .is_ok_and(|v| v.import.is_some() || v.export.is_some());
+                .map(|v| (v.import, v.export))
+                .unwrap_or_default();
             slot.reading = values.and_then(|v| {
                 v.meter_reading().ok_or_else(|| Fault {
                     kind: ErrorKind::InvalidData,
@@ -232,11 +231,11 @@ async fn run(
             });
             if let Ok(r) = &slot.reading {
                 slot.integrator.add(at, r.power);
-                // The device's own counters if it has them; otherwise its power, counted here.
-                slot.energy = if counters {
-                    r.energy
-                } else {
-                    slot.integrator.energy()
+                // The device's own counters where it has them; its power, counted here, where not.
+                let counted = slot.integrator.energy();
+                slot.energy = Energy {
+                    import: counters.0.unwrap_or(counted.import),
+                    export: counters.1.unwrap_or(counted.export),
                 };
             }
         }

@@ -276,4 +276,8 @@ fn modbus_meters_from_a_user_profile_and_a_dead_unit() {
     let ghost = s.channels.iter().find(|c| &*c.name == "ghost").unwrap();
     let fault = ghost.reading.as_ref().unwrap_err();
     assert_eq!(fault.kind, ErrorKind::NotResponding, "{fault}");
+    assert!(
+        fault.message.contains("no answer"),
+        "asked, not just unread: {fault}"
+    );
 }

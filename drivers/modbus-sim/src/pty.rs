@@ -48,7 +48,7 @@ impl RtuPort {
         let addr = listener.local_addr()?;
         let serving = sim.clone();
         let server = tokio::spawn(async move {
-            // It only stops if accepting fails, and then the bridge's next connect says so.
+            // It only stops if accepting fails; the line then goes silent and clients time out.
             let _ = serving.serve_rtu_over_tcp(listener).await;
         });
         let bridge = tokio::spawn(async move {

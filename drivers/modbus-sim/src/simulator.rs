@@ -64,13 +64,18 @@ impl Bank {
             _ if !device.online => return Ok(None),
             Some(Fault::Silent) => return Ok(None),
             Some(Fault::Exception(code)) => return Err(code),
-            Some(Fault::Garbage | Fault::BadCrc) | None => {}
+            Some(Fault::Garbage | Fault::BadCrc | Fault::Short) | None => {}
         }
+        let short = device.fault == Some(Fault::Short);
         let read = |function, address, count: u16| {
             if !(1..=MAX_REGISTERS_PER_READ).contains(&count) {
                 return Err(ExceptionCode::IllegalDataValue);
             }
-            device.registers.read(function, address, count)
+            let mut words = device.registers.read(function, address, count)?;
+            if short {
+                words.pop();
+            }
+            Ok(words)
         };
         let response = match request {
             Request::ReadHoldingRegisters(address, count) => {

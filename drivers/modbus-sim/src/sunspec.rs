@@ -255,6 +255,23 @@ impl SunSpecDevice {
     }
 }
 
+impl SunSpecDevice {
+    /// Whether a write covers a register of the power limit (value, timers or enable).
+    fn touches_limit(&self, address: u16, count: usize) -> bool {
+        let (from, to) = (u32::from(address), u32::from(address) + count as u32);
+        let overlaps = |start: u16, first: u16, last: u16| {
+            from <= u32::from(start) + u32::from(last) && to > u32::from(start) + u32::from(first)
+        };
+        self.map
+            .model(&[123])
+            .is_some_and(|m| overlaps(m.start, 3, 7))
+            || self
+                .map
+                .model(&[704])
+                .is_some_and(|m| overlaps(m.start, 12, 17))
+    }
+}
+
 fn text(s: &str, len: usize) -> Vec<u16> {
     let mut bytes = s.as_bytes().to_vec();
     bytes.resize(2 * len, 0);
@@ -285,9 +302,10 @@ impl Behaviour for SunSpecDevice {
         {
             self.revert(registers);
         }
-        if let (Some(m), Some(limit)) = (self.map.model(&[704]), self.limit) {
-            let left = limit
-                .revert_at
+        if let Some(m) = self.map.model(&[704]) {
+            let left = self
+                .limit
+                .and_then(|l| l.revert_at)
                 .map_or(0, |t| t.millis_since(at).max(0) / 1000) as u32;
             registers.set(
                 Function::Holding,
@@ -303,12 +321,6 @@ impl Behaviour for SunSpecDevice {
         self.energy.add(at, power);
         let polyphase = self.profile.points.iter().any(|p| p.phase.is_some());
         self.values = measure(at, power, polyphase, self.energy.energy());
-        if self.role == Role::Inverter {
-            // An inverter's counters start at zero when it is commissioned.
-            let counted = self.energy.energy();
-            self.values.export = Some(counted.export);
-            self.values.import = Some(counted.import);
-        }
         write_values(&self.profile, &self.values, registers);
     }
 
@@ -333,7 +345,12 @@ impl Behaviour for SunSpecDevice {
             return Err(ExceptionCode::IllegalDataValue);
         }
         *registers = proposed;
-        self.limit = limit;
+        // A write that leaves the limit as it was (the connect points of 123) leaves its timer.
+        if limit.map(|l| l.percent) != self.limit.map(|l| l.percent)
+            || self.touches_limit(address, words.len())
+        {
+            self.limit = limit;
+        }
         Ok(())
     }
 }

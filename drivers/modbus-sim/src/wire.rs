@@ -19,6 +19,8 @@ pub enum Fault {
     /// Its answers fail their integrity check: the CRC on RTU; on TCP, which has no checksum of
     /// its own, the MBAP protocol identifier.
     BadCrc,
+    /// It answers reads with one register fewer than asked for, in a well-formed frame.
+    Short,
 }
 
 /// How frames are delimited on a line.
@@ -64,7 +66,7 @@ impl Framing {
                 }
             }
             (Fault::BadCrc, Framing::Tcp) => frame[2] ^= 0xFF,
-            (Fault::Silent | Fault::Exception(_), _) => {}
+            (Fault::Silent | Fault::Exception(_) | Fault::Short, _) => {}
         }
     }
 }

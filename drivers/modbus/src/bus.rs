@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_modbus::client::{Context, Reader, Writer};
+use tokio_modbus::client::{Client, Context};
 use tokio_modbus::prelude::SlaveContext;
-use tokio_modbus::{ExceptionCode, Slave};
+use tokio_modbus::{ExceptionCode, Request, Response, Slave};
 
 use crate::plan::Read;
 use crate::profile::Function;
@@ -41,9 +41,12 @@ pub enum BusError {
     /// The connection could not be made.
     #[error("cannot connect: {0}")]
     Connect(String),
-    /// The transport failed or the answer was malformed (bad CRC, wrong length, garbage).
-    #[error("transport: {0}")]
-    Transport(String),
+    /// The connection failed (reset, closed, an I/O error on the serial port).
+    #[error("connection: {0}")]
+    Io(String),
+    /// The answer was malformed: bad CRC, wrong header, garbage, or not what was asked for.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
 }
 
 impl daisee_hal::Error for BusError {
@@ -51,18 +54,27 @@ impl daisee_hal::Error for BusError {
         use daisee_hal::ErrorKind;
         match self {
             BusError::Timeout(_) | BusError::Connect(_) => ErrorKind::NotResponding,
+            // Busy, failing, or a gateway whose device did not answer: worth asking again.
+            BusError::Exception(
+                ExceptionCode::ServerDeviceBusy
+                | ExceptionCode::ServerDeviceFailure
+                | ExceptionCode::Acknowledge
+                | ExceptionCode::GatewayPathUnavailable
+                | ExceptionCode::GatewayTargetDevice,
+            ) => ErrorKind::NotResponding,
             BusError::Exception(_) => ErrorKind::Unsupported,
-            BusError::Transport(_) => ErrorKind::InvalidData,
+            BusError::Io(_) => ErrorKind::Bus,
+            BusError::Malformed(_) => ErrorKind::InvalidData,
         }
     }
 }
 
-/// Counts of the traffic on a bus: requests and bytes, as they would be framed on the wire.
+/// Counts of the traffic on a bus: requests and bytes, as they are framed on the wire.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WireStats {
-    /// Requests sent.
+    /// Requests sent (on a connection that was up).
     pub requests: u64,
-    /// Bytes of requests and of the answers expected to them.
+    /// Bytes of those requests and of the answers expected to them.
     pub bytes: u64,
 }
 
@@ -108,28 +120,32 @@ impl Bus {
         self.stats
     }
 
-    /// Reads registers from device `unit`.
+    /// Reads registers from device `unit`: exactly `read.count` of them, or an error.
     pub async fn read(
         &mut self,
         unit: u8,
         read: Read,
         timeout: Duration,
     ) -> Result<Vec<u16>, BusError> {
+        let request = match read.function {
+            Function::Holding => Request::ReadHoldingRegisters(read.start, read.count),
+            Function::Input => Request::ReadInputRegisters(read.start, read.count),
+        };
         let answer = 2 * u64::from(read.count) + 1;
-        self.exchange(
-            unit,
-            4,
-            answer,
-            timeout,
-            async |ctx: &mut Context| match read.function {
-                Function::Holding => ctx.read_holding_registers(read.start, read.count).await,
-                Function::Input => ctx.read_input_registers(read.start, read.count).await,
-            },
-        )
-        .await
+        match self.exchange(unit, request, 4, answer, timeout).await? {
+            Response::ReadHoldingRegisters(words) | Response::ReadInputRegisters(words)
+                if words.len() == usize::from(read.count) =>
+            {
+                Ok(words)
+            }
+            other => Err(self.unexpected(format!(
+                "asked for {} registers at {}, got {other:?}",
+                read.count, read.start
+            ))),
+        }
     }
 
-    /// Writes registers of device `unit` (function 16).
+    /// Writes registers of device `unit` (function 16), checking the device's echo.
     pub async fn write(
         &mut self,
         unit: u8,
@@ -137,22 +153,32 @@ impl Bus {
         words: &[u16],
         timeout: Duration,
     ) -> Result<(), BusError> {
-        let request = 5 + 2 * words.len() as u64;
-        self.exchange(unit, request, 4, timeout, async |ctx: &mut Context| {
-            ctx.write_multiple_registers(address, words).await
-        })
-        .await
+        let count = words.len() as u16;
+        let request = Request::WriteMultipleRegisters(address, words.into());
+        let data = 5 + 2 * u64::from(count);
+        match self.exchange(unit, request, data, 4, timeout).await? {
+            Response::WriteMultipleRegisters(a, n) if a == address && n == count => Ok(()),
+            other => Err(self.unexpected(format!(
+                "wrote {count} registers at {address}, the echo was {other:?}"
+            ))),
+        }
+    }
+
+    /// An answer that does not fit the request: the connection is out of step, so start again.
+    fn unexpected(&mut self, message: String) -> BusError {
+        self.context = None;
+        BusError::Malformed(message)
     }
 
     /// One request and its answer; `request` and `answer` are the PDU data lengths, for the counts.
-    async fn exchange<T>(
+    async fn exchange(
         &mut self,
         unit: u8,
-        request: u64,
-        answer: u64,
+        request: Request<'_>,
+        request_len: u64,
+        answer_len: u64,
         timeout: Duration,
-        call: impl AsyncFnOnce(&mut Context) -> tokio_modbus::Result<T>,
-    ) -> Result<T, BusError> {
+    ) -> Result<Response, BusError> {
         if let Some(quiet) = self.quiet_since {
             tokio::time::sleep_until(quiet + self.inter_frame).await;
         }
@@ -162,22 +188,30 @@ impl Bus {
             // MBAP header (7, unit included), function code.
             Endpoint::Tcp(_) => 8,
         };
-        self.stats.requests += 1;
-        self.stats.bytes += 2 * framing + request + answer;
+        let (endpoint, stats) = (&self.endpoint, &mut self.stats);
+        let context = &mut self.context;
         let result = tokio::time::timeout(timeout, async {
-            let ctx = match &mut self.context {
+            let ctx = match context {
                 Some(ctx) => ctx,
-                None => self.context.insert(connect(&self.endpoint).await?),
+                None => context.insert(connect(endpoint).await?),
             };
+            stats.requests += 1;
+            stats.bytes += 2 * framing + request_len + answer_len;
             ctx.set_slave(Slave(unit));
-            call(ctx)
-                .await
-                .map_err(|e| BusError::Transport(e.to_string()))
+            ctx.call(request).await.map_err(|e| match e {
+                tokio_modbus::Error::Protocol(e) => BusError::Malformed(e.to_string()),
+                tokio_modbus::Error::Transport(e)
+                    if e.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    BusError::Malformed(e.to_string())
+                }
+                tokio_modbus::Error::Transport(e) => BusError::Io(e.to_string()),
+            })
         })
         .await;
         self.quiet_since = Some(Instant::now());
         let result = match result {
-            Ok(Ok(Ok(value))) => return Ok(value),
+            Ok(Ok(Ok(response))) => return Ok(response),
             Ok(Ok(Err(exception))) => return Err(BusError::Exception(exception)),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(BusError::Timeout(timeout)),

@@ -110,11 +110,13 @@ impl Values {
 
     /// The values as a meter reading; `None` if the device gave no total power.
     pub fn meter_reading(&self) -> Option<MeterReading> {
-        let phase_power = self
-            .phases
-            .iter()
-            .try_fold(MilliWatts(0), |total, p| Some(total + p.power?));
-        let power = self.power.or(phase_power)?;
+        let power = match self.power {
+            Some(p) => p,
+            // No total: the sum of the phases, if there are three and it fits.
+            None => self.phases.iter().try_fold(MilliWatts(0), |total, p| {
+                total.0.checked_add(p.power?.0).map(MilliWatts)
+            })?,
+        };
         let phases = self.phases.iter().any(|p| p.power.is_some()).then(|| {
             self.phases.map(|p| PhaseReading {
                 voltage: p.voltage.unwrap_or_default(),
@@ -168,6 +170,7 @@ fn decode_point(
         DataType::U32 => (bits as f64, bits == 0xFFFF_FFFF),
         DataType::I32 => (f64::from(bits as u32 as i32), bits == 0x8000_0000),
         DataType::U64 => (bits as f64, bits == u64::MAX),
+        DataType::Acc32 | DataType::Acc64 => (bits as f64, bits == 0),
         DataType::F32 => {
             let f = f32::from_bits(bits as u32);
             (f64::from(f), f.is_nan())
@@ -229,11 +232,11 @@ pub fn encode(point: &Point, value: i64, scale_factor: i16) -> Vec<u16> {
         DataType::I16 => {
             u64::from(raw.round().clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16 as u16)
         }
-        DataType::U32 => raw.round().clamp(0.0, f64::from(u32::MAX)) as u64,
+        DataType::U32 | DataType::Acc32 => raw.round().clamp(0.0, f64::from(u32::MAX)) as u64,
         DataType::I32 => {
             u64::from(raw.round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32 as u32)
         }
-        DataType::U64 => raw.round().max(0.0) as u64,
+        DataType::U64 | DataType::Acc64 => raw.round().max(0.0) as u64,
         DataType::F32 => u64::from((raw as f32).to_bits()),
     };
     let n = usize::from(point.data_type.registers());
@@ -367,6 +370,17 @@ unit = "Hz""#,
         assert!(err.message.contains("not a number"), "{err}");
         let missing = Registers::default();
         assert!(decode_point(&p, &missing, false).is_err());
+    }
+
+    #[test]
+    fn a_total_from_phases_that_overflows_is_no_reading() {
+        let mut v = Values::default();
+        for p in &mut v.phases {
+            p.power = Some(MilliWatts(i64::MAX / 2));
+        }
+        assert_eq!(v.meter_reading(), None);
+        v.phases[2].power = Some(MilliWatts(-1));
+        assert_eq!(v.meter_reading().unwrap().power, MilliWatts(i64::MAX - 2));
     }
 
     #[test]

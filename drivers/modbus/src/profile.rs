@@ -141,6 +141,10 @@ pub enum DataType {
     U64,
     /// IEEE 754 single precision (two registers).
     F32,
+    /// A SunSpec 32-bit accumulator: unsigned, 0 when not implemented (two registers).
+    Acc32,
+    /// A SunSpec 64-bit accumulator: unsigned, 0 when not implemented (four registers).
+    Acc64,
 }
 
 impl DataType {
@@ -148,8 +152,8 @@ impl DataType {
     pub fn registers(self) -> u16 {
         match self {
             DataType::U16 | DataType::I16 => 1,
-            DataType::U32 | DataType::I32 | DataType::F32 => 2,
-            DataType::U64 => 4,
+            DataType::U32 | DataType::I32 | DataType::F32 | DataType::Acc32 => 2,
+            DataType::U64 | DataType::Acc64 => 4,
         }
     }
 }
@@ -261,6 +265,23 @@ impl Profile {
             };
             if p.phase.is_some_and(|ph| !(1..=3).contains(&ph)) {
                 return Err(bad("phase must be 1, 2 or 3".into()));
+            }
+            if p.phase.is_some()
+                && !matches!(
+                    p.quantity,
+                    Quantity::Power | Quantity::Voltage | Quantity::Current
+                )
+            {
+                return Err(bad(
+                    "only power, voltage and current are read per phase".into()
+                ));
+            }
+            if p.data_type.registers() > profile.max_read {
+                return Err(bad(format!(
+                    "takes {} registers, more than max_read {}",
+                    p.data_type.registers(),
+                    profile.max_read
+                )));
             }
             if u32::from(p.address) + u32::from(p.data_type.registers()) > 0x1_0000 {
                 return Err(bad("runs past the last register".into()));
@@ -429,5 +450,15 @@ mod tests {
         );
         assert!(last.contains("past the last register"), "{last}");
         assert!(error("name = \"t\"\nmax_read = 126\npoint = []").contains("max_read 126"));
+        let per_phase = format!("{head}phase = 1\ntype = \"f32\"\nunit = \"W\"")
+            .replace("\"power\"", "\"import_energy\"")
+            .replace("\"W\"", "\"kWh\"");
+        assert!(error(&per_phase).contains("per phase"), "{per_phase}");
+        let wide = format!("max_read = 1\n{head}type = \"f32\"\nunit = \"W\"").replacen(
+            "name = \"t\"\n",
+            "",
+            1,
+        );
+        assert!(error(&format!("name = \"t\"\n{wide}")).contains("more than max_read 1"));
     }
 }

@@ -121,13 +121,22 @@ impl SunSpec {
             identity: Identity::default(),
             rated: None,
         };
-        if let Some(common) = device.model(&[1]) {
-            let words = read(bus, unit, common.start, common.len.min(64), timeout).await?;
-            device.identity = identity(&words);
+        // Identity and rating are for people: a device that refuses them is still read.
+        if let Some(common) = device.model(&[1]).filter(|m| m.len >= 64) {
+            match read(bus, unit, common.start, 64, timeout).await {
+                Ok(words) => device.identity = identity(&words),
+                Err(BusError::Exception(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         if let Some(nameplate) = device.model(&[120]).filter(|m| m.len >= 3) {
-            let words = read(bus, unit, nameplate.start, 3, timeout).await?;
-            device.rated = scaled(words[1], words[2]).map(|w| MilliWatts((w * 1e3) as i64));
+            match read(bus, unit, nameplate.start, 3, timeout).await {
+                Ok(words) => {
+                    device.rated = scaled(words[1], words[2]).map(|w| MilliWatts((w * 1e3) as i64));
+                }
+                Err(BusError::Exception(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(device)
     }
@@ -162,10 +171,6 @@ impl SunSpec {
                 }
             }
         };
-        let points: Vec<Point> = points
-            .into_iter()
-            .filter(|p| u32::from(p.address) + u32::from(p.data_type.registers()) <= end(model))
-            .collect();
         Ok(Profile {
             name: format!(
                 "SunSpec {} {}",
@@ -198,10 +203,6 @@ impl SunSpec {
     }
 }
 
-fn end(model: Model) -> u32 {
-    u32::from(model.start) + u32::from(model.len)
-}
-
 async fn read(
     bus: &mut Bus,
     unit: u8,
@@ -218,16 +219,19 @@ async fn read(
 }
 
 async fn find_base(bus: &mut Bus, unit: u8, timeout: Duration) -> Result<u16, SunSpecError> {
+    let mut silent = None;
     for base in BASES {
         match read(bus, unit, base, 2, timeout).await {
             Ok(words) if words == MARKER => return Ok(base),
             // Nothing there (an exception, or other data): try the next base.
             Ok(_) | Err(BusError::Exception(_)) => {}
-            // A device that does not answer will not answer at the next base either.
+            // Some devices stay silent on addresses they do not map, rather than answer with an
+            // exception: try the next base too, and say so if none answers.
+            Err(e @ BusError::Timeout(_)) => silent = Some(e),
             Err(e) => return Err(e.into()),
         }
     }
-    Err(SunSpecError::NotFound)
+    Err(silent.map_or(SunSpecError::NotFound, SunSpecError::from))
 }
 
 async fn walk(
@@ -332,8 +336,18 @@ impl At {
         self
     }
 
-    fn point(self, model: Model) -> Point {
-        Point {
+    /// The point in `model`, if the model as the device gave it is long enough to hold the value
+    /// and its scale factor.
+    fn point(self, model: Model) -> Option<Point> {
+        let inside =
+            |offset: u16, len: u16| u32::from(offset) + u32::from(len) <= u32::from(model.len);
+        if !inside(self.offset, self.data_type.registers())
+            || self.sf.is_some_and(|sf| !inside(sf, 1))
+        {
+            return None;
+        }
+        // Inside a model that the chain walk kept below 0x10000, so no sum wraps.
+        Some(Point {
             quantity: self.quantity,
             phase: self.phase,
             address: model.start + self.offset,
@@ -344,16 +358,16 @@ impl At {
             scale_factor: self.sf.map(|sf| model.start + sf),
             unit: self.unit,
             sign: self.sign,
-        }
+        })
     }
 }
 
-use DataType::{F32, I16, U16, U32, U64};
+use DataType::{Acc32, F32, I16, U16, U32, U64};
 use Quantity::{Current, ExportEnergy, Frequency, ImportEnergy, Power, Voltage};
 use Unit::{A, Hz, V, W, Wh};
 
 fn points(model: Model, ats: Vec<At>) -> Vec<Point> {
-    ats.into_iter().map(|a| a.point(model)).collect()
+    ats.into_iter().filter_map(|a| a.point(model)).collect()
 }
 
 /// Models 101–103: A 0 (A_SF 4), PhVphA 8 (V_SF 11), W 12 (W_SF 13), Hz 14 (Hz_SF 15),
@@ -366,7 +380,7 @@ fn inverter_int(model: Model) -> Vec<Point> {
             at(Voltage, 8, U16, Some(11), V),
             at(Power, 12, I16, Some(13), W).produced(),
             at(Frequency, 14, U16, Some(15), Hz),
-            at(ExportEnergy, 22, U32, Some(24), Wh),
+            at(ExportEnergy, 22, Acc32, Some(24), Wh),
         ],
     )
 }
@@ -411,8 +425,8 @@ fn meter_int(model: Model) -> Vec<Point> {
         at(Voltage, 5, I16, Some(13), V),
         at(Frequency, 14, I16, Some(15), Hz),
         at(Power, 16, I16, Some(20), W),
-        at(ExportEnergy, 36, U32, Some(52), Wh),
-        at(ImportEnergy, 44, U32, Some(52), Wh),
+        at(ExportEnergy, 36, Acc32, Some(52), Wh),
+        at(ImportEnergy, 44, Acc32, Some(52), Wh),
     ];
     if model.id >= 203 {
         for phase in 1..=3u8 {
@@ -503,7 +517,15 @@ impl LimitControl {
             ));
         }
         let sf = self.scale_factor(bus, unit, timeout).await?;
-        let raw = |pct: f64| (pct / 10f64.powi(i32::from(sf))).round() as u16;
+        let step = 10f64.powi(i32::from(sf));
+        let raw = |pct: f64| (pct / step).round() as u16;
+        if (f64::from(raw(percent)) * step - percent).abs() > 1e-9
+            || percent / step > f64::from(u16::MAX)
+        {
+            return Err(SunSpecError::Refused(format!(
+                "the inverter sets its limit in steps of {step}%: {percent}% is not one"
+            )));
+        }
         let (address, words) = match self.kind {
             ControlKind::Immediate123 => {
                 let secs = u16::try_from(secs).map_err(|_| {
@@ -626,6 +648,26 @@ mod tests {
         assert_eq!(id.model, "X");
         assert_eq!(id.serial, "42");
         assert_eq!(id.version, "");
+    }
+
+    #[test]
+    fn points_outside_a_short_model_are_left_out() {
+        // Model 103 declared 10 registers long at the top of the address space.
+        let device = SunSpec {
+            base: 0,
+            models: vec![Model {
+                id: 103,
+                start: 0xFFF0,
+                len: 10,
+            }],
+            identity: Identity::default(),
+            rated: None,
+        };
+        let profile = device.profile(Role::Inverter).unwrap();
+        // Only A (offset 0, A_SF at 4) fits; PhVphA's V_SF (11) and W (12) do not.
+        assert_eq!(profile.points.len(), 1);
+        assert_eq!(profile.points[0].address, 0xFFF0);
+        assert_eq!(profile.points[0].scale_factor, Some(0xFFF4));
     }
 
     #[test]

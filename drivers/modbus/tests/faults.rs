@@ -95,7 +95,7 @@ fn timeout(e: &BusError) -> bool {
 }
 
 fn malformed(e: &BusError) -> bool {
-    matches!(e, BusError::Transport(_))
+    matches!(e, BusError::Malformed(_))
 }
 
 #[tokio::test]
@@ -149,6 +149,20 @@ async fn garbage_over_rtu() {
 async fn bad_checksum_over_tcp() {
     let (sim, _) = simulator();
     persistent(&sim, tcp_bus(&sim).await, Fault::BadCrc, malformed).await;
+}
+
+/// Fewer registers than asked for, in a well-formed frame: refused, not indexed past its end.
+#[tokio::test]
+async fn short_answer_over_tcp() {
+    let (sim, _) = simulator();
+    persistent(&sim, tcp_bus(&sim).await, Fault::Short, malformed).await;
+}
+
+#[tokio::test]
+async fn short_answer_over_rtu() {
+    let (sim, _) = simulator();
+    let (bus, _port) = rtu_bus(&sim).await;
+    persistent(&sim, bus, Fault::Short, malformed).await;
 }
 
 #[tokio::test]

@@ -80,7 +80,11 @@ async fn reads_are_coalesced_within_each_devices_limits() {
         };
         assert_eq!(requests, expected, "{}", device.name);
         assert_eq!(requests, device.plan().reads.len() as u64);
-        let one_per_value = ReadPlan::one_per_value(&shipped(&device.name)).reads.len();
-        assert_eq!(one_per_value, shipped(&device.name).points.len());
+        let one_per_value = ReadPlan::one_per_value(&shipped(&device.name)).reads.len() as u64;
+        assert!(
+            requests < one_per_value,
+            "{}: {requests} of {one_per_value}",
+            device.name
+        );
     }
 }

@@ -200,6 +200,13 @@ async fn curtail(model: u16, layout: Layout) {
         .set(&mut bus, 1, T, 120.0, Duration::from_secs(60))
         .await;
     assert!(matches!(over, Err(SunSpecError::Refused(_))), "{over:?}");
+    let between_steps = control
+        .set(&mut bus, 1, T, 10.05, Duration::from_secs(60))
+        .await;
+    assert!(
+        matches!(between_steps, Err(SunSpecError::Refused(_))),
+        "{between_steps:?}"
+    );
     let forever = control.set(&mut bus, 1, T, 50.0, Duration::ZERO).await;
     assert!(
         matches!(forever, Err(SunSpecError::Refused(_))),
