@@ -1,0 +1,351 @@
+//! Demand response: which loads to switch, and when. Pure decisions on a clock the caller gives,
+//! so that a day of control can be replayed in a test in a second.
+//!
+//! Each tick the [`Controller`] is given the time and the latest grid power, and answers with the
+//! relay commands to carry out. Who decides, strongest first:
+//! 1. a manual override (from D-Bus), until released;
+//! 2. stale measurements: every load to its safe state;
+//! 3. the automatic strategies: a load's schedule says whether it should run; an external
+//!    allocation (the dialogue's) caps the power of the flexible loads; the import limit sheds the
+//!    lowest priority loads while the grid import exceeds it and restores them, one per tick,
+//!    once there is room for them below the limit minus the hysteresis.
+//!
+//! Automatic switching never breaks a load's minimum on and off times or its switches per hour;
+//! overrides and the safe state do, as they must.
+
+mod load;
+mod schedule;
+
+use std::time::Duration;
+
+use daisee_hal::{MilliWatts, RelayState, Timestamp};
+
+pub use load::{FlexLoad, Switching};
+pub use schedule::{Window, WindowError};
+
+/// Shed loads while the grid import is above `limit`; restore them once the import plus a load's
+/// nominal power is at most `limit - hysteresis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportLimit {
+    /// The most the building should take from the grid.
+    pub limit: MilliWatts,
+    /// How far below the limit the import must stay after restoring a load.
+    pub hysteresis: MilliWatts,
+}
+
+/// A power budget for the flexible loads in one 15-minute slot (from the dialogue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allocation {
+    /// Start of the slot.
+    pub slot: Timestamp,
+    /// Slot length; the allocation lapses after it.
+    pub length: Duration,
+    /// The most the flexible loads may draw together (their nominal powers).
+    pub budget: MilliWatts,
+}
+
+/// How the controller works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// The import limit, if any.
+    pub import_limit: Option<ImportLimit>,
+    /// Grid readings older than this are stale.
+    pub stale_after: Duration,
+}
+
+/// Why a relay is switched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// Shed to keep the import under the limit.
+    ImportLimit,
+    /// Restored after shedding, with room under the limit.
+    Restore,
+    /// Its schedule starts or ends.
+    Schedule,
+    /// The external allocation leaves it no room, or room again.
+    Allocation,
+    /// A manual override.
+    Override,
+    /// Grid measurements are stale: the safe state.
+    Stale,
+}
+
+impl Cause {
+    /// A short name, for logs and the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::ImportLimit => "import limit",
+            Cause::Restore => "restore",
+            Cause::Schedule => "schedule",
+            Cause::Allocation => "allocation",
+            Cause::Override => "override",
+            Cause::Stale => "stale measurements",
+        }
+    }
+}
+
+/// Switch a load's relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The load's name.
+    pub load: String,
+    /// The state to switch to.
+    pub state: RelayState,
+    /// Why.
+    pub cause: Cause,
+}
+
+struct Controlled {
+    load: FlexLoad,
+    switching: Switching,
+    manual: Option<RelayState>,
+    shed: bool,
+}
+
+/// The demand-response controller of one building.
+pub struct Controller {
+    settings: Settings,
+    loads: Vec<Controlled>,
+    allocation: Option<Allocation>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("settings", &self.settings)
+            .field(
+                "loads",
+                &self.loads.iter().map(|c| &c.load.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// What a tick decided for one load before the switching limits are applied.
+struct Wish {
+    state: RelayState,
+    cause: Cause,
+    forced: bool,
+}
+
+impl Controller {
+    /// A controller for `loads`, whose relays are in their safe states (as the agent starts them).
+    pub fn new(settings: Settings, loads: Vec<FlexLoad>) -> Self {
+        let loads = loads
+            .into_iter()
+            .map(|load| Controlled {
+                switching: Switching::new(load.safe),
+                load,
+                manual: None,
+                shed: false,
+            })
+            .collect();
+        Self {
+            settings,
+            loads,
+            allocation: None,
+        }
+    }
+
+    /// Overrides a load by hand (`Some`) or gives it back to the strategies (`None`). Returns
+    /// false if there is no such load.
+    pub fn set_override(&mut self, load: &str, state: Option<RelayState>) -> bool {
+        match self.loads.iter_mut().find(|c| c.load.name == load) {
+            Some(c) => {
+                c.manual = state;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The manual override of a load, if any.
+    pub fn manual(&self, load: &str) -> Option<RelayState> {
+        self.loads
+            .iter()
+            .find(|c| c.load.name == load)
+            .and_then(|c| c.manual)
+    }
+
+    /// Sets (or clears) the external allocation.
+    pub fn set_allocation(&mut self, allocation: Option<Allocation>) {
+        self.allocation = allocation;
+    }
+
+    /// Changes the settings (a new import limit from the configuration).
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    /// The state each load is in, as commanded.
+    pub fn states(&self) -> impl Iterator<Item = (&str, RelayState)> {
+        self.loads
+            .iter()
+            .map(|c| (c.load.name.as_str(), c.switching.state()))
+    }
+
+    /// Decides at `now`, given the latest grid power and when it was measured; returns the
+    /// commands to carry out (already counted as done).
+    pub fn tick(&mut self, now: Timestamp, grid: Option<(Timestamp, MilliWatts)>) -> Vec<Command> {
+        let fresh = grid.filter(|(at, _)| {
+            now.millis_since(*at) <= self.settings.stale_after.as_millis() as i64
+        });
+        let wishes = match fresh {
+            None => self.safe_wishes(),
+            Some((_, power)) => self.automatic_wishes(now, power),
+        };
+        let mut commands = Vec::new();
+        for (c, wish) in self.loads.iter_mut().zip(wishes) {
+            if wish.state == c.switching.state() {
+                continue;
+            }
+            if wish.forced || c.switching.allows(&c.load, now, wish.state) {
+                c.switching.record(now, wish.state);
+                commands.push(Command {
+                    load: c.load.name.clone(),
+                    state: wish.state,
+                    cause: wish.cause,
+                });
+            }
+        }
+        commands
+    }
+
+    fn safe_wishes(&self) -> Vec<Wish> {
+        self.loads
+            .iter()
+            .map(|c| match c.manual {
+                Some(state) => Wish {
+                    state,
+                    cause: Cause::Override,
+                    forced: true,
+                },
+                None => Wish {
+                    state: c.load.safe,
+                    cause: Cause::Stale,
+                    forced: true,
+                },
+            })
+            .collect()
+    }
+
+    fn automatic_wishes(&mut self, now: Timestamp, grid: MilliWatts) -> Vec<Wish> {
+        let mut wishes: Vec<Wish> = self
+            .loads
+            .iter()
+            .map(|c| match c.manual {
+                Some(state) => Wish {
+                    state,
+                    cause: Cause::Override,
+                    forced: true,
+                },
+                None => Wish {
+                    state: c.load.scheduled(now),
+                    cause: Cause::Schedule,
+                    forced: false,
+                },
+            })
+            .collect();
+
+        // A shed load whose schedule has ended has nothing left to restore.
+        for (c, w) in self.loads.iter_mut().zip(&wishes) {
+            if w.state == RelayState::Off || c.manual.is_some() {
+                c.shed = false;
+            }
+        }
+
+        if let Some(a) = self
+            .allocation
+            .filter(|a| (a.slot..a.slot.plus(a.length)).contains(&now))
+        {
+            // The most important loads first, as long as the budget holds them.
+            let mut order: Vec<usize> = (0..self.loads.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(self.loads[i].load.priority));
+            let mut used = MilliWatts(0);
+            for i in order {
+                let w = &mut wishes[i];
+                if w.forced || w.state == RelayState::Off {
+                    continue;
+                }
+                let nominal = self.loads[i].load.nominal;
+                if used.0 + nominal.0 <= a.budget.0 {
+                    used = used + nominal;
+                } else {
+                    w.state = RelayState::Off;
+                    w.cause = Cause::Allocation;
+                }
+            }
+        }
+
+        if let Some(limit) = self.settings.import_limit {
+            self.limit_import(now, grid, limit, &mut wishes);
+        }
+        wishes
+    }
+
+    /// Against the import limit: above it, sheds running loads, lowest priority first, until
+    /// their nominal power covers the excess; below it, lets at most one waiting load (shed, or
+    /// newly scheduled) switch on, the most important that fits under the limit minus the
+    /// hysteresis. Every other waiting load stays off this tick.
+    fn limit_import(
+        &mut self,
+        now: Timestamp,
+        grid: MilliWatts,
+        limit: ImportLimit,
+        wishes: &mut [Wish],
+    ) {
+        let automatic = |c: &Controlled, w: &Wish| !w.forced && c.manual.is_none();
+        let on: Vec<bool> = self
+            .loads
+            .iter()
+            .map(|c| c.switching.state() == RelayState::On)
+            .collect();
+        let eligible: Vec<usize> = (0..self.loads.len())
+            .filter(|&i| automatic(&self.loads[i], &wishes[i]))
+            .collect();
+        if grid.0 > limit.limit.0 {
+            let mut running: Vec<usize> = eligible
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let c = &self.loads[i];
+                    on[i] && c.switching.allows(&c.load, now, RelayState::Off)
+                })
+                .collect();
+            running.sort_by_key(|&i| self.loads[i].load.priority);
+            let mut excess = grid.0 - limit.limit.0;
+            for i in running {
+                if excess <= 0 {
+                    break;
+                }
+                self.loads[i].shed = true;
+                wishes[i].state = RelayState::Off;
+                wishes[i].cause = Cause::ImportLimit;
+                excess -= self.loads[i].load.nominal.0;
+            }
+        }
+        let room = limit.limit.0 - limit.hysteresis.0 - grid.0;
+        let waiting: Vec<usize> = eligible
+            .iter()
+            .copied()
+            .filter(|&i| !on[i] && wishes[i].state == RelayState::On)
+            .collect();
+        let chosen = waiting
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let c = &self.loads[i];
+                c.load.nominal.0 <= room && c.switching.allows(&c.load, now, RelayState::On)
+            })
+            .max_by_key(|&i| self.loads[i].load.priority);
+        for i in waiting {
+            if Some(i) == chosen {
+                if std::mem::take(&mut self.loads[i].shed) {
+                    wishes[i].cause = Cause::Restore;
+                }
+            } else {
+                wishes[i].state = RelayState::Off;
+            }
+        }
+    }
+}
