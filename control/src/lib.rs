@@ -211,7 +211,8 @@ impl Controller {
         commands
     }
 
-    fn safe_wishes(&self) -> Vec<Wish> {
+    /// Each load's override, or what `otherwise` says for it.
+    fn wishes(&self, otherwise: impl Fn(&Controlled) -> Wish) -> Vec<Wish> {
         self.loads
             .iter()
             .map(|c| match c.manual {
@@ -220,32 +221,25 @@ impl Controller {
                     cause: Cause::Override,
                     forced: true,
                 },
-                None => Wish {
-                    state: c.load.safe,
-                    cause: Cause::Stale,
-                    forced: true,
-                },
+                None => otherwise(c),
             })
             .collect()
     }
 
+    fn safe_wishes(&self) -> Vec<Wish> {
+        self.wishes(|c| Wish {
+            state: c.load.safe,
+            cause: Cause::Stale,
+            forced: true,
+        })
+    }
+
     fn automatic_wishes(&mut self, now: Timestamp, grid: MilliWatts) -> Vec<Wish> {
-        let mut wishes: Vec<Wish> = self
-            .loads
-            .iter()
-            .map(|c| match c.manual {
-                Some(state) => Wish {
-                    state,
-                    cause: Cause::Override,
-                    forced: true,
-                },
-                None => Wish {
-                    state: c.load.scheduled(now),
-                    cause: Cause::Schedule,
-                    forced: false,
-                },
-            })
-            .collect();
+        let mut wishes = self.wishes(|c| Wish {
+            state: c.load.scheduled(now),
+            cause: Cause::Schedule,
+            forced: false,
+        });
 
         // A shed load whose schedule has ended has nothing left to restore.
         for (c, w) in self.loads.iter_mut().zip(&wishes) {

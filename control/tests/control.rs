@@ -53,6 +53,15 @@ fn at(s: i64) -> Timestamp {
     Timestamp(MIDNIGHT.0 + s * 1000)
 }
 
+/// A controller whose loads have started: everything that may run is on, from 0 s.
+fn started(limit_kw: f64) -> Controller {
+    let mut c = Controller::new(settings(limit_kw), loads());
+    for s in 0..4 {
+        c.tick(at(s), Some((at(s), MilliWatts(0))));
+    }
+    c
+}
+
 fn switched<'a>(commands: &'a [Command], name: &str) -> Option<&'a Command> {
     commands.iter().find(|c| c.load == name)
 }
@@ -85,10 +94,7 @@ fn above_the_limit_the_lowest_priority_load_goes_within_one_tick() {
         }]
     );
     // 5 kW over: the charger is not enough, the water heater goes too; the heat pump stays.
-    let mut c = Controller::new(settings(8.0), loads());
-    for s in 0..4 {
-        c.tick(at(s), Some((at(s), MilliWatts(0))));
-    }
+    let mut c = started(8.0);
     let commands = c.tick(at(3600), Some((at(3600), MilliWatts(13_000_000))));
     let off: Vec<_> = commands.iter().map(|c| c.load.as_str()).collect();
     assert_eq!(off, ["water_heater", "ev_charger"]);
@@ -96,10 +102,7 @@ fn above_the_limit_the_lowest_priority_load_goes_within_one_tick() {
 
 #[test]
 fn a_load_inside_its_minimum_on_time_is_skipped_for_the_next() {
-    let mut c = Controller::new(settings(8.0), loads());
-    for s in 0..4 {
-        c.tick(at(s), Some((at(s), MilliWatts(0))));
-    }
+    let mut c = started(8.0);
     // Two minutes after they started: the charger (15 min) and the water heater (5 min) are
     // held on; the heat pump (10 min) too. Nothing may go yet.
     assert!(
@@ -117,10 +120,7 @@ fn a_load_inside_its_minimum_on_time_is_skipped_for_the_next() {
 
 #[test]
 fn restored_one_at_a_time_with_room_below_the_hysteresis() {
-    let mut c = Controller::new(settings(8.0), loads());
-    for s in 0..4 {
-        c.tick(at(s), Some((at(s), MilliWatts(0))));
-    }
+    let mut c = started(8.0);
     c.tick(at(3600), Some((at(3600), MilliWatts(13_000_000))));
     // 5 kW import after shedding: 8 - 0.5 - 5 = 2.5 kW of room: the water heater (2.5 kW, the
     // more important) comes back, alone; the charger (3.7 kW) does not fit.
@@ -276,10 +276,7 @@ fn stale_measurements_put_every_load_in_its_safe_state_at_once() {
 
 #[test]
 fn an_override_wins_until_released() {
-    let mut c = Controller::new(settings(8.0), loads());
-    for s in 0..4 {
-        c.tick(at(s), Some((at(s), MilliWatts(0))));
-    }
+    let mut c = started(8.0);
     assert!(c.set_override("ev_charger", Some(RelayState::On)));
     assert!(!c.set_override("no_such_load", None));
     let t = 3600;
