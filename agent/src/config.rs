@@ -6,8 +6,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 
+mod control;
 mod modbus;
 
+pub use control::{ControlConfig, StoreConfig};
 pub use modbus::{Link, Meter, MeterMap, ModbusBus};
 
 use daisee_hal::RelayState;
@@ -61,6 +63,10 @@ pub struct Config {
     pub buses: Vec<ModbusBus>,
     /// Modbus meters and inverters, in file order.
     pub meters: Vec<Meter>,
+    /// The history, if kept.
+    pub store: Option<StoreConfig>,
+    /// Demand response, if any.
+    pub control: Option<ControlConfig>,
 }
 
 /// The simulated site.
@@ -154,6 +160,8 @@ pub struct Relay {
     pub active_low: bool,
     /// The state at start, on shutdown and when in doubt.
     pub safe_state: RelayState,
+    /// The load it switches, if demand response may switch it.
+    pub flex: Option<daisee_control::FlexLoad>,
 }
 
 /// The GPIO line of a relay.
@@ -188,6 +196,8 @@ struct File {
     modbus: Vec<Spanned<modbus::ModbusTable>>,
     #[serde(default)]
     meter: Vec<Spanned<modbus::MeterTable>>,
+    store: Option<Spanned<control::StoreTable>>,
+    control: Option<Spanned<control::ControlTable>>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +292,12 @@ struct RelayTable {
     #[serde(default)]
     active_low: bool,
     safe_state: StateName,
+    priority: Option<u8>,
+    nominal_w: Option<f64>,
+    min_on_s: Option<u64>,
+    min_off_s: Option<u64>,
+    max_switches_per_hour: Option<u32>,
+    schedule: Option<Vec<String>>,
 }
 
 /// Where a table sits in the source, to point errors at its keys.
@@ -435,15 +451,27 @@ impl Config {
                 },
                 Backend::Sim => RelayOutput::Sim,
             };
+            let safe_state = match r.safe_state {
+                StateName::On => RelayState::On,
+                StateName::Off => RelayState::Off,
+            };
+            let keys = control::FlexKeys {
+                priority: r.priority,
+                nominal_w: r.nominal_w,
+                min_on_s: r.min_on_s,
+                min_off_s: r.min_off_s,
+                max_switches_per_hour: r.max_switches_per_hour,
+                schedule: &r.schedule,
+            };
+            let err = |key: &str, message: String| at.error(&span, path.clone(), key, message);
+            let flex = control::flex_load(err, &r.name, safe_state, keys)?;
             relays.push(Relay {
                 name: r.name.clone(),
                 line: at.line_of(span.start),
                 output,
                 active_low: r.active_low,
-                safe_state: match r.safe_state {
-                    StateName::On => RelayState::On,
-                    StateName::Off => RelayState::Off,
-                },
+                safe_state,
+                flex,
             });
         }
 
@@ -465,6 +493,33 @@ impl Config {
         }
         let buses = modbus::buses(&at, &file.modbus)?;
         let meters = modbus::meters(&at, &file.meter, &buses, &sim_loads, &mut names)?;
+        let store = file
+            .store
+            .as_ref()
+            .map(|t| control::store(&at, t))
+            .transpose()?;
+        let channels: Vec<&str> = sensors
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(meters.iter().map(|m| m.name.as_str()))
+            .collect();
+        let control = file
+            .control
+            .as_ref()
+            .map(|t| control::control(&at, t, &channels, poll_interval_ms))
+            .transpose()?;
+        if control.is_none()
+            && let Some(r) = relays.iter().find(|r| r.flex.is_some())
+        {
+            return Err(ConfigError {
+                line: Some(r.line),
+                key: Some("control".into()),
+                message: format!(
+                    "relay `{}` is a load to switch (nominal_w), but there is no [control] table naming the grid channel",
+                    r.name
+                ),
+            });
+        }
         let sim_bus = buses.iter().any(|b| b.link == Link::Sim);
         if sim.is_none() && (sim_bus || sensors.iter().any(|s| s.uses_sim())) {
             return Err(ConfigError {
@@ -482,6 +537,8 @@ impl Config {
             relays,
             buses,
             meters,
+            store,
+            control,
         })
     }
 }

@@ -117,6 +117,8 @@ impl Fault {
 
 /// A relay of any backend.
 pub trait Switch: Send {
+    /// Switches it, checking that it followed.
+    fn set(&mut self, state: RelayState) -> Result<(), Fault>;
     /// Reads back the state it is in.
     fn state(&mut self) -> Result<RelayState, Fault>;
     /// Its safe state.
@@ -124,6 +126,10 @@ pub trait Switch: Send {
 }
 
 impl<R: daisee_hal::Relay + Send> Switch for R {
+    fn set(&mut self, state: RelayState) -> Result<(), Fault> {
+        daisee_hal::Relay::set(self, state).map_err(|e| Fault::of(&e))
+    }
+
     fn state(&mut self) -> Result<RelayState, Fault> {
         daisee_hal::Relay::state(self).map_err(|e| Fault::of(&e))
     }

@@ -233,6 +233,31 @@ impl Gateway {
         &self.warnings
     }
 
+    /// Every relay's state, read back from its line.
+    pub fn relays(&mut self) -> Vec<RelayStatus> {
+        self.relays
+            .iter_mut()
+            .map(|r| RelayStatus {
+                name: Arc::clone(&r.name),
+                state: r.relay.state(),
+                safe: r.relay.safe_state(),
+            })
+            .collect()
+    }
+
+    /// Switches relay `name`.
+    pub fn switch(&mut self, name: &str, state: RelayState) -> Result<(), Fault> {
+        let relay = self
+            .relays
+            .iter_mut()
+            .find(|r| &*r.name == name)
+            .ok_or_else(|| Fault {
+                kind: daisee_hal::ErrorKind::Other,
+                message: format!("no relay `{name}`"),
+            })?;
+        relay.relay.set(state)
+    }
+
     /// Reads every sensor and relay once, and takes the latest reading of every Modbus meter
     /// (their buses are polled by tasks of their own).
     pub fn poll(&mut self) -> Snapshot {
@@ -254,15 +279,7 @@ impl Gateway {
             })
             .collect();
         channels.extend(self.meters.channels());
-        let relays = self
-            .relays
-            .iter_mut()
-            .map(|r| RelayStatus {
-                name: Arc::clone(&r.name),
-                state: r.relay.state(),
-                safe: r.relay.safe_state(),
-            })
-            .collect();
+        let relays = self.relays();
         Snapshot {
             at,
             channels,

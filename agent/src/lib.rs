@@ -2,7 +2,9 @@
 //! them and shows what they measure.
 
 pub mod config;
+pub mod daemon;
 pub mod device;
 pub mod gateway;
 pub mod modbus;
+pub mod notify;
 pub mod view;

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use daisee_agent::config::{Config, DEMO};
+use daisee_agent::daemon::Daemon;
 use daisee_agent::gateway::{Gateway, Snapshot};
+use daisee_agent::notify::Notifier;
 use daisee_agent::view::{Style, View};
 use daisee_hal::sim::SimClock;
 use daisee_hal::{Clock, SystemClock, Timestamp};
@@ -116,11 +118,17 @@ fn run() -> anyhow::Result<()> {
         .build()?;
     // Modbus buses get their polling tasks on this runtime as the gateway is built.
     let entered = runtime.enter();
-    let gateway = Gateway::build(&config, clock).map_err(|e| anyhow::anyhow!("{origin}:\n{e}"))?;
+    let gateway = Gateway::build(&config, Arc::clone(&clock))
+        .map_err(|e| anyhow::anyhow!("{origin}:\n{e}"))?;
     drop(entered);
     for warning in gateway.warnings() {
         eprintln!("daisee-agent: {warning}");
     }
+    if config.store.is_none() {
+        eprintln!("daisee-agent: no [store] in the configuration: history is not kept");
+    }
+    let notifier = Notifier::from_env().context("NOTIFY_SOCKET")?;
+    let daemon = Daemon::new(&config, gateway, clock, notifier).context("opening the history")?;
 
     let style = if std::io::stdout().is_terminal() {
         Style::Live
@@ -128,18 +136,18 @@ fn run() -> anyhow::Result<()> {
         Style::Lines
     };
     let interval = Duration::from_millis(config.poll_interval_ms);
-    runtime.block_on(serve(gateway, interval, args.polls, style))
+    runtime.block_on(serve(daemon, interval, args.polls, style))
 }
 
 /// Polls on a thread of its own (device I/O blocks) into a bounded channel, shows each snapshot, and
 /// stops on Ctrl-C or SIGTERM, when the gateway is dropped and its relays go to their safe states.
 async fn serve(
-    mut gateway: Gateway,
+    mut daemon: Daemon,
     interval: Duration,
     polls: Option<u64>,
     style: Style,
 ) -> anyhow::Result<()> {
-    let name = gateway.name().to_owned();
+    let name = daemon.name().to_owned();
     let (tx, mut rx) = mpsc::channel::<Snapshot>(4);
     let (stop, stopped) = std_mpsc::channel::<()>();
     let poller = std::thread::spawn(move || {
@@ -150,7 +158,7 @@ async fn serve(
         let start = Instant::now();
         let mut n = 0u64;
         while polls.is_none_or(|max| n < max) {
-            if tx.blocking_send(gateway.poll()).is_err() {
+            if tx.blocking_send(daemon.step()).is_err() {
                 break;
             }
             n += 1;
@@ -160,7 +168,8 @@ async fn serve(
                 break;
             }
         }
-        drop(gateway);
+        daemon.finish();
+        drop(daemon);
     });
 
     let mut view = View::new(std::io::stdout().lock(), style);

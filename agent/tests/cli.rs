@@ -65,7 +65,7 @@ max_current_a = 3.2
 fn the_demo_prints_timestamped_lines_when_not_on_a_terminal() {
     let out = agent().args(["--polls", "2"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // Two polls of 5 channels and 2 relays, no screen control codes.
     assert_eq!(lines.len(), 14, "{text}");
@@ -94,12 +94,23 @@ fn the_demo_prints_timestamped_lines_when_not_on_a_terminal() {
             .any(|l| l.ends_with("relay=water_heater state=on safe=on"))
     );
     // The Modbus devices, read over TCP from the agent's own simulator by the time of the first
-    // poll: an SDM630 on the 2 kW water heater, the SunSpec inverter producing.
+    // poll: the SDM630 on the switched loads sees at least the 2 kW water heater; the SunSpec
+    // inverter produces.
+    let flex: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| {
+            l.split_once("channel=flex_loads device=modbus power_w=")?
+                .1
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(flex.len(), 2, "{text}");
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("channel=flex_loads device=modbus power_w=19")),
-        "{text}"
+        flex.iter().all(|w| (1_900.0..6_000.0).contains(w)),
+        "{flex:?}"
     );
     assert!(
         lines
@@ -107,11 +118,15 @@ fn the_demo_prints_timestamped_lines_when_not_on_a_terminal() {
             .any(|l| l.contains("channel=pv_inverter device=sunspec power_w=-")),
         "{text}"
     );
+    // Demand response: at 10:30 the PV leaves room under the 6 kW limit, so the charger goes on.
     assert!(
         lines
             .iter()
-            .any(|l| l.ends_with("relay=ev_charger state=off safe=off"))
+            .any(|l| l.ends_with("relay=ev_charger state=on safe=off")),
+        "{text}"
     );
+    let err = stderr(&out);
+    assert!(err.contains("relay `ev_charger` on (automatic)"), "{err}");
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub enum Cause {
     Restore,
     /// Its schedule starts or ends.
     Schedule,
+    /// Nothing stops it from running (a load without a schedule, at start).
+    Automatic,
     /// The external allocation leaves it no room, or room again.
     Allocation,
     /// A manual override.
@@ -77,6 +79,7 @@ impl Cause {
             Cause::ImportLimit => "import limit",
             Cause::Restore => "restore",
             Cause::Schedule => "schedule",
+            Cause::Automatic => "automatic",
             Cause::Allocation => "allocation",
             Cause::Override => "override",
             Cause::Stale => "stale measurements",
@@ -237,7 +240,11 @@ impl Controller {
     fn automatic_wishes(&mut self, now: Timestamp, grid: MilliWatts) -> Vec<Wish> {
         let mut wishes = self.wishes(|c| Wish {
             state: c.load.scheduled(now),
-            cause: Cause::Schedule,
+            cause: if c.load.schedule.is_empty() {
+                Cause::Automatic
+            } else {
+                Cause::Schedule
+            },
             forced: false,
         });
 
