@@ -101,7 +101,7 @@ pub(super) fn control(
         ));
     }
     let watts = |key: &str, w: f64| {
-        (w.is_finite() && w >= 0.0 && w <= 1e7)
+        (w.is_finite() && (0.0..=1e7).contains(&w))
             .then(|| MilliWatts::from_watts(w))
             .ok_or_else(|| err(key, format!("{w} is outside 0 to 10 MW")))
     };
