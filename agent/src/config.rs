@@ -7,9 +7,11 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 mod control;
+mod file;
 mod modbus;
 
 pub use control::{ControlConfig, StoreConfig};
+pub use file::{Change, ChangeError, ConfigFile};
 pub use modbus::{Link, Meter, MeterMap, ModbusBus};
 
 use daisee_hal::RelayState;
@@ -315,6 +317,33 @@ impl Locator<'_> {
     }
 
     /// The line of `key` in the table whose header starts at `span`, or the header's own line.
+    /// The dotted path of the key on the line at `offset` (`relay[1].safe_state`), if that line
+    /// sets one.
+    fn key_at(&self, offset: usize) -> Option<String> {
+        let offset = offset.min(self.source.len());
+        let start = self.source[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line = self.source[start..].lines().next()?;
+        let key = line.split_once('=')?.0.trim();
+        if key.is_empty() || key.starts_with('[') {
+            return None;
+        }
+        // The table the line is in: the last header above it, counted if it is an array's.
+        let above = &self.source[..start];
+        let header = above
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))?;
+        let path = match header.strip_prefix("[[").and_then(|h| h.strip_suffix("]]")) {
+            Some(name) => {
+                let index = above.lines().filter(|l| l.trim() == header).count() - 1;
+                format!("{name}[{index}]")
+            }
+            None => header.trim_matches(|c| c == '[' || c == ']').to_owned(),
+        };
+        Some(format!("{path}.{key}"))
+    }
+
     fn key_line(&self, span: &Range<usize>, key: &str) -> usize {
         let start = span.start.min(self.source.len());
         let mut offset = start;
@@ -358,10 +387,10 @@ impl Config {
     /// Parses and validates a configuration file's text.
     pub fn parse(source: &str) -> Result<Self, ConfigError> {
         let file: File = toml::from_str(source).map_err(|e| {
-            let line = e.span().map(|s| Locator { source }.line_of(s.start));
+            let at = Locator { source };
             ConfigError {
-                line,
-                key: None,
+                line: e.span().map(|s| at.line_of(s.start)),
+                key: e.span().and_then(|s| at.key_at(s.start)),
                 message: e.message().trim_end().to_owned(),
             }
         })?;
@@ -816,6 +845,18 @@ max_current_a = 3.2
             (Some(16), Some("sensor[1].address"))
         );
         assert!(e.message.contains("another sensor has address 0x41"), "{e}");
+    }
+
+    #[test]
+    fn a_value_serde_refuses_is_named_with_its_key() {
+        let e = error(&INA.replace("address = 0x41", "address = \"x\""));
+        assert_eq!(e.key.as_deref(), Some("sensor[0].address"), "{e}");
+        let e = error(&INA.replace("backend = \"linux\"", "backend = \"linuxx\""));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("sensor[0].backend")),
+            "{e}"
+        );
     }
 
     #[test]

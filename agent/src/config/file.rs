@@ -1,0 +1,305 @@
+//! The configuration file as D-Bus changes it: the whole TOML or one key, validated before
+//! anything changes, written atomically (temp file, fsync, rename, fsync of the directory), with a
+//! revision number kept in its first line.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{DocumentMut, Item, Value};
+
+use super::{Config, ConfigError};
+
+/// The first line of a file the agent wrote: `# revision 7 (written by daisee-agent)`.
+const REVISION_PREFIX: &str = "# revision ";
+
+/// Why a change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The new configuration is invalid; nothing changed.
+    #[error("{0}")]
+    Invalid(ConfigError),
+    /// There is no file to change (the built-in demo).
+    #[error("the configuration is built in (the demo): run with --config FILE to change it")]
+    BuiltIn,
+    /// Writing the file failed; the old file is intact.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// A change that was made.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The revision now on disk.
+    pub revision: u64,
+    /// The configuration now in force.
+    pub config: Config,
+    /// Whether only a restart applies it (devices changed); otherwise it applies at once.
+    pub restart: bool,
+}
+
+/// The configuration file and what it says.
+#[derive(Debug)]
+pub struct ConfigFile {
+    path: Option<PathBuf>,
+    text: String,
+    config: Config,
+    revision: u64,
+}
+
+impl ConfigFile {
+    /// A configuration read from `path` (or the built-in text, with no path), already validated.
+    pub fn new(path: Option<PathBuf>, text: String, config: Config) -> Self {
+        let revision = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix(REVISION_PREFIX))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        Self {
+            path,
+            text,
+            config,
+            revision,
+        }
+    }
+
+    /// The whole TOML.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The revision on disk: 0 for a file the agent never wrote.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// One key (`control.import_limit_w`, `relay[1].priority`) as TOML.
+    pub fn get(&self, key: &str) -> Result<String, ChangeError> {
+        let doc = self.document()?;
+        let item = lookup(doc.as_item(), key).ok_or_else(|| invalid(key, "no such key"))?;
+        Ok(match item {
+            Item::Value(v) => {
+                // The value alone, without the comment or spacing around it in the file.
+                let mut v = v.clone();
+                v.decor_mut().clear();
+                v.to_string()
+            }
+            other => other.to_string().trim().to_owned(),
+        })
+    }
+
+    /// Replaces the whole TOML.
+    pub fn set(&mut self, text: &str) -> Result<Change, ChangeError> {
+        let config = Config::parse(text).map_err(ChangeError::Invalid)?;
+        self.commit(text, config)
+    }
+
+    /// Sets one key to `value`, a TOML value (`7000`, `"on"`, `["08:00-12:00"]`), keeping the
+    /// rest of the file as it is.
+    pub fn set_key(&mut self, key: &str, value: &str) -> Result<Change, ChangeError> {
+        let mut doc = self.document()?;
+        let value: Value = value
+            .parse()
+            .map_err(|_| invalid(key, &format!("`{value}` is not a TOML value")))?;
+        let (parent, last) = match key.rsplit_once('.') {
+            Some((parent, last)) => (lookup_mut(doc.as_item_mut(), parent), last),
+            None => (Some(doc.as_item_mut()), key),
+        };
+        let table = parent
+            .and_then(Item::as_table_like_mut)
+            .ok_or_else(|| invalid(key, "no such table"))?;
+        table.insert(last, Item::Value(value));
+        let text = doc.to_string();
+        let config = Config::parse(&text).map_err(ChangeError::Invalid)?;
+        self.commit(&text, config)
+    }
+
+    fn document(&self) -> Result<DocumentMut, ChangeError> {
+        self.text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| invalid("", &e.to_string()))
+    }
+
+    /// Writes `text` as the next revision and makes `config` the one in force.
+    fn commit(&mut self, text: &str, config: Config) -> Result<Change, ChangeError> {
+        let path = self.path.clone().ok_or(ChangeError::BuiltIn)?;
+        let revision = self.revision + 1;
+        let body = match text.lines().next() {
+            Some(first) if first.starts_with(REVISION_PREFIX) => {
+                text.split_once('\n').map_or("", |(_, rest)| rest)
+            }
+            _ => text,
+        };
+        let text = format!("{REVISION_PREFIX}{revision} (written by daisee-agent)\n{body}");
+        write_atomically(&path, &text).map_err(|source| ChangeError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let restart = without_hot_parts(&self.config) != without_hot_parts(&config);
+        self.text = text;
+        self.config = config.clone();
+        self.revision = revision;
+        Ok(Change {
+            revision,
+            config,
+            restart,
+        })
+    }
+}
+
+/// The configuration without what applies at once ([control]), to see whether a change needs a
+/// restart.
+fn without_hot_parts(config: &Config) -> Config {
+    Config {
+        control: None,
+        ..config.clone()
+    }
+}
+
+fn invalid(key: &str, message: &str) -> ChangeError {
+    ChangeError::Invalid(ConfigError {
+        line: None,
+        key: (!key.is_empty()).then(|| key.to_owned()),
+        message: message.to_owned(),
+    })
+}
+
+/// The segments of a key: `relay[1].priority` is `relay`, index 1, `priority`.
+fn segments(key: &str) -> impl Iterator<Item = (&str, Option<usize>)> {
+    key.split('.').map(|segment| match segment.split_once('[') {
+        Some((name, index)) => (name, index.strip_suffix(']').and_then(|i| i.parse().ok())),
+        None => (segment, None),
+    })
+}
+
+fn lookup<'a>(mut item: &'a Item, key: &str) -> Option<&'a Item> {
+    for (name, index) in segments(key) {
+        item = item.get(name)?;
+        if let Some(i) = index {
+            item = item.get(i)?;
+        }
+    }
+    Some(item)
+}
+
+fn lookup_mut<'a>(mut item: &'a mut Item, key: &str) -> Option<&'a mut Item> {
+    for (name, index) in segments(key) {
+        item = item.get_mut(name)?;
+        if let Some(i) = index {
+            item = item.get_mut(i)?;
+        }
+    }
+    Some(item)
+}
+
+/// Replaces `path` with `text` so that a power cut leaves either the old file or the new one:
+/// a temporary file in the same directory, synced, renamed over it, and the directory synced.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.new"));
+    let result = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# my gateway\n[gateway]\nname = \"home\"\n\n[sim]\n[[sim.load]]\nname = \"h\"\nprofile = \"constant\"\npower_w = 100\n\n\
+                        [[sensor]]\nname = \"grid\"\nbackend = \"sim\"\nloads = [\"h\"]\n\n\
+                        [control]\ngrid = \"grid\"\nimport_limit_w = 5000 # the fuse\n\n\
+                        [[relay]]\nname = \"a\"\nbackend = \"sim\"\nsafe_state = \"off\"\n\n\
+                        [[relay]]\nname = \"b\"\nbackend = \"sim\"\nsafe_state = \"on\"\nnominal_w = 1000\npriority = 2\n";
+
+    fn file(name: &str) -> (ConfigFile, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("daisee-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, TEXT).unwrap();
+        let config = Config::parse(TEXT).unwrap();
+        (
+            ConfigFile::new(Some(path.clone()), TEXT.to_owned(), config),
+            path,
+        )
+    }
+
+    #[test]
+    fn one_key_changes_and_the_rest_stays_as_written() {
+        let (mut f, path) = file("key");
+        assert_eq!(f.get("control.import_limit_w").unwrap(), "5000");
+        assert_eq!(f.get("relay[1].priority").unwrap(), "2");
+        let change = f.set_key("control.import_limit_w", "7000").unwrap();
+        assert_eq!(change.revision, 1);
+        assert!(!change.restart, "the import limit applies at once");
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            on_disk.starts_with("# revision 1 (written by daisee-agent)\n# my gateway\n"),
+            "{on_disk}"
+        );
+        assert!(on_disk.contains("import_limit_w = 7000"), "{on_disk}");
+        let change = f.set_key("relay[1].priority", "3").unwrap();
+        assert_eq!(change.revision, 2);
+        assert!(change.restart, "a relay's settings need a restart");
+        let reread = ConfigFile::new(
+            Some(path.clone()),
+            std::fs::read_to_string(&path).unwrap(),
+            change.config,
+        );
+        assert_eq!(reread.revision(), 2);
+        assert_eq!(reread.get("relay[1].priority").unwrap(), "3");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn an_invalid_change_names_the_key_and_changes_nothing() {
+        let (mut f, path) = file("invalid");
+        let err = f.set_key("relay[0].safe_state", "\"maybe\"").unwrap_err();
+        assert!(err.to_string().contains("safe_state"), "{err}");
+        let err = f.set_key("control.grid", "\"nowhere\"").unwrap_err();
+        assert!(err.to_string().contains("control.grid"), "{err}");
+        let err = f.set("[gateway]\npoll_interval_ms = 5\n").unwrap_err();
+        assert!(
+            err.to_string().contains("gateway.poll_interval_ms"),
+            "{err}"
+        );
+        assert!(f.set_key("nowhere.at_all", "1").is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), TEXT);
+        assert_eq!((f.revision(), f.text()), (0, TEXT));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn the_built_in_demo_cannot_be_changed() {
+        let config = Config::parse(TEXT).unwrap();
+        let mut f = ConfigFile::new(None, TEXT.to_owned(), config);
+        assert!(matches!(f.set(TEXT), Err(ChangeError::BuiltIn)));
+    }
+}
