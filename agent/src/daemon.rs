@@ -1,16 +1,28 @@
 //! One turn of the agent's main loop: read every device, let demand response decide, switch the
 //! relays, keep the history, and tell systemd the loop is alive.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use daisee_control::{Controller, Settings};
-use daisee_hal::{Clock, Timestamp};
+use daisee_hal::{Clock, RelayState, Timestamp};
 use daisee_store::{RelayEvent, Retention, Store, StoreError};
+use tokio::sync::watch;
 
-use crate::config::{Config, StoreConfig};
-use crate::gateway::{Gateway, Snapshot};
+use crate::config::{Config, ControlConfig, StoreConfig};
+use crate::dbus::Request;
+use crate::gateway::{ControlStatus, Gateway, RelayMode, Snapshot};
 use crate::notify::Notifier;
+
+/// The controller's settings from the configuration.
+fn settings(c: &ControlConfig) -> Settings {
+    Settings {
+        import_limit: c.import_limit,
+        stale_after: c.stale_after,
+    }
+}
 
 /// The most samples kept in memory while the disk refuses them: an hour of 16 channels at 1 Hz.
 const MAX_PENDING: usize = 16 * 3600;
@@ -26,6 +38,10 @@ pub struct Daemon {
     history: Option<History>,
     notifier: Option<Notifier>,
     ready: bool,
+    requests: Option<Receiver<Request>>,
+    snapshots: Option<watch::Sender<Option<Arc<Snapshot>>>>,
+    /// Relays without demand response held by hand.
+    manual: HashMap<String, RelayState>,
 }
 
 struct History {
@@ -56,11 +72,7 @@ impl Daemon {
                 .iter()
                 .filter_map(|r| r.flex.clone())
                 .collect();
-            let settings = Settings {
-                import_limit: c.import_limit,
-                stale_after: c.stale_after,
-            };
-            (Controller::new(settings, loads), c.grid.clone())
+            (Controller::new(settings(c), loads), c.grid.clone())
         });
         Ok(Self {
             gateway,
@@ -69,7 +81,20 @@ impl Daemon {
             history,
             notifier,
             ready: false,
+            requests: None,
+            snapshots: None,
+            manual: HashMap::new(),
         })
+    }
+
+    /// Takes requests from D-Bus and publishes every snapshot to it.
+    pub fn connect(
+        &mut self,
+        requests: Receiver<Request>,
+        snapshots: watch::Sender<Option<Arc<Snapshot>>>,
+    ) {
+        self.requests = Some(requests);
+        self.snapshots = Some(snapshots);
     }
 
     /// The gateway's name.
@@ -79,8 +104,13 @@ impl Daemon {
 
     /// One turn: poll, decide, switch, record, notify. Problems are reported on stderr (the
     /// journal) and never stop the loop.
-    pub fn step(&mut self) -> Snapshot {
+    pub fn step(&mut self) -> Arc<Snapshot> {
+        let requests: Vec<Request> = self.requests.iter().flat_map(|r| r.try_iter()).collect();
+        for request in requests {
+            self.handle(request);
+        }
         let mut snapshot = self.gateway.poll();
+        let mut commands = Vec::new();
         if let Some((controller, grid)) = &mut self.control {
             let reading = snapshot
                 .channels
@@ -88,38 +118,99 @@ impl Daemon {
                 .find(|c| &*c.name == grid.as_str())
                 .and_then(|c| c.reading.as_ref().ok())
                 .map(|r| (snapshot.at, r.power));
-            let commands = controller.tick(snapshot.at, reading);
-            for command in &commands {
-                let cause = command.cause.as_str();
-                match self.gateway.switch(&command.load, command.state) {
-                    Ok(()) => eprintln!(
-                        "daisee-agent: relay `{}` {} ({cause})",
-                        command.load, command.state
-                    ),
-                    Err(e) => eprintln!(
-                        "daisee-agent: relay `{}` did not switch {}: {e}",
-                        command.load, command.state
-                    ),
-                }
-                if let Some(h) = &mut self.history {
-                    h.store.record_relay(RelayEvent {
-                        at: snapshot.at,
-                        relay: command.load.clone(),
-                        state: command.state,
-                        cause: cause.to_owned(),
-                    });
-                }
-            }
-            if !commands.is_empty() {
-                // Show the relays as they are after the switching, read back.
-                snapshot.relays = self.gateway.relays();
-            }
+            commands = controller.tick(snapshot.at, reading);
+            snapshot.control = Some(ControlStatus {
+                grid: reading.map(|(_, p)| p),
+                stale: controller.is_stale(snapshot.at, reading),
+                import_limit: controller.settings().import_limit.map(|l| l.limit),
+            });
+        }
+        for command in &commands {
+            self.switch(&command.load, command.state, command.cause.as_str());
+        }
+        if !commands.is_empty() {
+            // Show the relays as they are after the switching, read back.
+            snapshot.relays = self.gateway.relays();
+        }
+        for r in &mut snapshot.relays {
+            let controlled = self
+                .control
+                .as_ref()
+                .map(|(c, _)| (c.has(&r.name), c.manual(&r.name)));
+            r.mode = match controlled {
+                Some((true, Some(_))) => RelayMode::Manual,
+                Some((true, None)) => RelayMode::Auto,
+                _ if self.manual.contains_key(&*r.name) => RelayMode::Manual,
+                _ => RelayMode::Fixed,
+            };
         }
         if let Some(h) = &mut self.history {
             h.record(&snapshot, self.clock.now());
         }
         self.notify(&snapshot);
+        let snapshot = Arc::new(snapshot);
+        if let Some(tx) = &self.snapshots {
+            tx.send_replace(Some(Arc::clone(&snapshot)));
+        }
         snapshot
+    }
+
+    /// Carries out what a D-Bus caller asked.
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Override { relay, state } => {
+                let controlled = self
+                    .control
+                    .as_mut()
+                    .is_some_and(|(c, _)| c.set_override(&relay, state));
+                if controlled {
+                    // The controller switches it at this turn's tick.
+                    return;
+                }
+                let target = match state {
+                    Some(s) => {
+                        self.manual.insert(relay.clone(), s);
+                        s
+                    }
+                    None => {
+                        self.manual.remove(&relay);
+                        match self.gateway.relays().iter().find(|r| *r.name == *relay) {
+                            Some(r) => r.safe,
+                            None => return,
+                        }
+                    }
+                };
+                let cause = if state.is_some() {
+                    "override"
+                } else {
+                    "released to its safe state"
+                };
+                self.switch(&relay, target, cause);
+            }
+            Request::Apply(config) => {
+                if let (Some((controller, grid)), Some(c)) = (&mut self.control, &config.control) {
+                    controller.set_settings(settings(c));
+                    grid.clone_from(&c.grid);
+                    eprintln!("daisee-agent: demand response settings applied");
+                }
+            }
+        }
+    }
+
+    /// Switches a relay and records it.
+    fn switch(&mut self, relay: &str, state: RelayState, cause: &str) {
+        match self.gateway.switch(relay, state) {
+            Ok(()) => eprintln!("daisee-agent: relay `{relay}` {state} ({cause})"),
+            Err(e) => eprintln!("daisee-agent: relay `{relay}` did not switch {state}: {e}"),
+        }
+        if let Some(h) = &mut self.history {
+            h.store.record_relay(RelayEvent {
+                at: self.clock.now(),
+                relay: relay.to_owned(),
+                state,
+                cause: cause.to_owned(),
+            });
+        }
     }
 
     /// Writes what is buffered, for a clean stop.

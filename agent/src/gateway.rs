@@ -7,7 +7,8 @@ use std::time::Duration;
 use daisee_hal::linux::{LinuxI2c, LinuxLine};
 use daisee_hal::sim::{Ina219Chip, Load, SimI2cBus, SimLine, Site, SitePowerSensor};
 use daisee_hal::{
-    Clock, Energy, EnergyMeter, IntegratingMeter, MeterReading, RelayState, Timestamp, rpi,
+    Clock, Energy, EnergyMeter, IntegratingMeter, MeterReading, MilliWatts, RelayState, Timestamp,
+    rpi,
 };
 use daisee_ina219::Ina219;
 use daisee_relay::Polarity;
@@ -34,6 +35,30 @@ pub struct Snapshot {
     pub channels: Vec<ChannelState>,
     /// Every relay, in configuration order.
     pub relays: Vec<RelayStatus>,
+    /// What demand response acted on, if it runs.
+    pub control: Option<ControlStatus>,
+}
+
+/// What demand response acted on in one poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlStatus {
+    /// The grid power, if the grid channel was read.
+    pub grid: Option<MilliWatts>,
+    /// Whether it was too old to act on (the loads went to their safe states).
+    pub stale: bool,
+    /// The import limit in force.
+    pub import_limit: Option<MilliWatts>,
+}
+
+/// Who decides a relay's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayMode {
+    /// Nobody: it stays in its safe state.
+    Fixed,
+    /// Demand response.
+    Auto,
+    /// A person, over D-Bus, until released.
+    Manual,
 }
 
 /// One sensor channel in a snapshot.
@@ -58,6 +83,8 @@ pub struct RelayStatus {
     pub state: Result<RelayState, Fault>,
     /// Its safe state.
     pub safe: RelayState,
+    /// Who decides its state.
+    pub mode: RelayMode,
 }
 
 struct Channel {
@@ -241,6 +268,7 @@ impl Gateway {
                 name: Arc::clone(&r.name),
                 state: r.relay.state(),
                 safe: r.relay.safe_state(),
+                mode: RelayMode::Fixed,
             })
             .collect()
     }
@@ -284,6 +312,7 @@ impl Gateway {
             at,
             channels,
             relays,
+            control: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod dbus;
 pub mod device;
 pub mod gateway;
 pub mod modbus;

@@ -8,8 +8,10 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use daisee_agent::config::ConfigFile;
 use daisee_agent::config::{Config, DEMO};
 use daisee_agent::daemon::Daemon;
+use daisee_agent::dbus::{self, Bus};
 use daisee_agent::gateway::{Gateway, Snapshot};
 use daisee_agent::notify::Notifier;
 use daisee_agent::view::{Style, View};
@@ -24,16 +26,21 @@ const DEFAULT_CONFIG: &str = "/etc/daisee/agent.toml";
 const SETTLE: Duration = Duration::from_millis(200);
 
 const USAGE: &str = "\
-usage: daisee-agent [--config FILE] [--polls N] [--print-demo-config]
+usage: daisee-agent [--config FILE] [--dbus BUS] [--polls N] [--print-demo-config]
 
   --config FILE         the gateway's configuration (default: /etc/daisee/agent.toml if it exists,
                         else the built-in demo gateway on simulated hardware)
+  --dbus BUS            where to serve org.daisee.Gateway1: system (the default; without the
+                        policy installed the agent runs on without D-Bus), session, none, or a
+                        D-Bus address (unix:path=...)
   --polls N             stop after N polls
   --print-demo-config   print the demo gateway's configuration, a starting point for your own
 ";
 
 struct Args {
     config: Option<PathBuf>,
+    /// `None`: the system bus if it lets the agent on; `Some(None)`: no D-Bus.
+    dbus: Option<Option<Bus>>,
     polls: Option<u64>,
     print_demo: bool,
 }
@@ -41,6 +48,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         config: None,
+        dbus: None,
         polls: None,
         print_demo: false,
     };
@@ -57,6 +65,16 @@ fn parse_args() -> anyhow::Result<Args> {
                         .and_then(|n| n.parse().ok())
                         .context("--polls needs a number")?,
                 );
+            }
+            Some("--dbus") => {
+                let bus = it.next().context("--dbus needs a bus")?;
+                args.dbus = Some(match bus.to_str() {
+                    Some("none") => None,
+                    Some("system") => Some(Bus::System),
+                    Some("session") => Some(Bus::Session),
+                    Some(address) => Some(Bus::Address(address.to_owned())),
+                    None => bail!("--dbus {bus:?} is not a bus"),
+                });
             }
             Some("--print-demo-config") => args.print_demo = true,
             Some("-h" | "--help") => {
@@ -128,7 +146,36 @@ fn run() -> anyhow::Result<()> {
         eprintln!("daisee-agent: no [store] in the configuration: history is not kept");
     }
     let notifier = Notifier::from_env().context("NOTIFY_SOCKET")?;
-    let daemon = Daemon::new(&config, gateway, clock, notifier).context("opening the history")?;
+    let history = config.store.as_ref().map(|s| s.dir.join("history.sqlite"));
+    let file = ConfigFile::new(path, source, config.clone());
+    let mut daemon =
+        Daemon::new(&config, gateway, clock, notifier).context("opening the history")?;
+
+    // D-Bus: requests to the main loop over a channel, its snapshots back over a watch.
+    let (requests, incoming) = std::sync::mpsc::channel();
+    let (snapshots, published) = tokio::sync::watch::channel(None);
+    let (bus, required) = match args.dbus {
+        None => (Some(Bus::System), false),
+        Some(bus) => (bus, true),
+    };
+    let _service = match bus {
+        None => None,
+        Some(bus) => {
+            match runtime.block_on(dbus::serve(bus.clone(), file, requests, published, history)) {
+                Ok(conn) => {
+                    daemon.connect(incoming, snapshots);
+                    Some(conn)
+                }
+                Err(e) if !required => {
+                    eprintln!(
+                        "daisee-agent: D-Bus: {e}: running without it (install dbus/org.daisee.Gateway1.conf for the system bus)"
+                    );
+                    None
+                }
+                Err(e) => bail!("D-Bus {bus:?}: {e}"),
+            }
+        }
+    };
 
     let style = if std::io::stdout().is_terminal() {
         Style::Live
@@ -148,7 +195,7 @@ async fn serve(
     style: Style,
 ) -> anyhow::Result<()> {
     let name = daemon.name().to_owned();
-    let (tx, mut rx) = mpsc::channel::<Snapshot>(4);
+    let (tx, mut rx) = mpsc::channel::<Arc<Snapshot>>(4);
     let (stop, stopped) = std_mpsc::channel::<()>();
     let poller = std::thread::spawn(move || {
         // Sensors just configured need one conversion (an INA219 averaging 128 samples: 136 ms).

@@ -180,6 +180,23 @@ impl Controller {
         self.settings = settings;
     }
 
+    /// The settings in force.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Whether a load of that name is under control.
+    pub fn has(&self, load: &str) -> bool {
+        self.loads.iter().any(|c| c.load.name == load)
+    }
+
+    /// Whether `grid`, as given to [`Controller::tick`] at `now`, is too old to act on.
+    pub fn is_stale(&self, now: Timestamp, grid: Option<(Timestamp, MilliWatts)>) -> bool {
+        grid.is_none_or(|(at, _)| {
+            now.millis_since(at) > self.settings.stale_after.as_millis() as i64
+        })
+    }
+
     /// The state each load is in, as commanded.
     pub fn states(&self) -> impl Iterator<Item = (&str, RelayState)> {
         self.loads
@@ -190,9 +207,7 @@ impl Controller {
     /// Decides at `now`, given the latest grid power and when it was measured; returns the
     /// commands to carry out (already counted as done).
     pub fn tick(&mut self, now: Timestamp, grid: Option<(Timestamp, MilliWatts)>) -> Vec<Command> {
-        let fresh = grid.filter(|(at, _)| {
-            now.millis_since(*at) <= self.settings.stale_after.as_millis() as i64
-        });
+        let fresh = grid.filter(|_| !self.is_stale(now, grid));
         let wishes = match fresh {
             None => self.safe_wishes(),
             Some((_, power)) => self.automatic_wishes(now, power),

@@ -266,15 +266,13 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(Timestamp, MilliWatts)>, StoreError> {
-        let Some(id) = self.channels.get(channel) else {
-            return Ok(Vec::new());
-        };
+        // By name, not by this connection's cache: a reader sees channels a writer added since.
         // A block spans at most MAX_BLOCK_MS: one that holds `from` starts no earlier than that.
         let mut query = self.conn.prepare_cached(
-            "SELECT start_ms, data FROM sample WHERE channel = ?1 AND start_ms < ?3 AND start_ms > ?2
-             ORDER BY start_ms",
+            "SELECT s.start_ms, s.data FROM sample s JOIN channel c ON c.id = s.channel
+             WHERE c.name = ?1 AND s.start_ms < ?3 AND s.start_ms > ?2 ORDER BY s.start_ms",
         )?;
-        let mut rows = query.query(params![id, from.0 - MAX_BLOCK_MS, to.0])?;
+        let mut rows = query.query(params![channel, from.0 - MAX_BLOCK_MS, to.0])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let data: Vec<u8> = row.get(1)?;
@@ -291,14 +289,12 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SlotEnergy>, StoreError> {
-        let Some(id) = self.channels.get(channel) else {
-            return Ok(Vec::new());
-        };
         let mut query = self.conn.prepare_cached(
-            "SELECT start_ms, import_mwh, export_mwh FROM energy_slot
-             WHERE channel = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms",
+            "SELECT e.start_ms, e.import_mwh, e.export_mwh FROM energy_slot e
+             JOIN channel c ON c.id = e.channel
+             WHERE c.name = ?1 AND e.start_ms >= ?2 AND e.start_ms < ?3 ORDER BY e.start_ms",
         )?;
-        let rows = query.query_map(params![id, from.0, to.0], |row| {
+        let rows = query.query_map(params![channel, from.0, to.0], |row| {
             Ok(SlotEnergy {
                 start: Timestamp(row.get(0)?),
                 energy: Energy {

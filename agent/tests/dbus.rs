@@ -1,0 +1,590 @@
+//! The agent on a real `dbus-daemon` that runs the system bus's default policy and the project's
+//! policy file, checked as clients see it: zbus, `busctl`, and `busctl` under another uid.
+
+#![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use zbus::Connection;
+use zbus::fdo::{PropertiesChangedStream, PropertiesProxy};
+use zbus::names::InterfaceName;
+use zbus::zvariant::OwnedValue;
+
+const NAME: &str = "org.daisee.Gateway1";
+
+/// A directory of this test, removed when dropped.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A bus, the agent on it, and the files they use.
+struct Setup {
+    address: String,
+    config: PathBuf,
+    _agent: Running,
+    _bus: Running,
+    _dir: Dir,
+}
+
+const CONFIG: &str = r#"# a test gateway
+[gateway]
+name = "test"
+poll_interval_ms = 100
+
+[sim]
+seed = 3
+
+[[sim.load]]
+name = "house"
+profile = "constant"
+power_w = 1500
+
+[[sim.load]]
+name = "boiler"
+profile = "constant"
+power_w = 2000
+relay = "boiler"
+
+[[sensor]]
+name = "grid"
+backend = "sim"
+loads = ["house", "boiler"]
+
+[[sensor]]
+name = "heat-pump"
+backend = "sim"
+loads = ["boiler"]
+
+[control]
+grid = "grid"
+import_limit_w = 6000
+
+[[relay]]
+name = "boiler"
+backend = "sim"
+safe_state = "off"
+nominal_w = 2000
+min_on_s = 0
+min_off_s = 0
+max_switches_per_hour = 60
+
+[[relay]]
+name = "light"
+backend = "sim"
+safe_state = "off"
+"#;
+
+async fn setup(name: &str) -> Setup {
+    let dir = std::env::temp_dir().join(format!("daisee-dbus-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Others (the test's unprivileged caller) must reach the socket.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let dir = Dir(dir);
+    let socket = dir.0.join("bus");
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("dbus/org.daisee.Gateway1.conf");
+    // The default policy of Debian's /usr/share/dbus-1/system.conf, and ours.
+    let bus_config = format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <include>{}</include>
+</busconfig>
+"#,
+        socket.display(),
+        policy.display()
+    );
+    let bus_config_path = dir.0.join("bus.conf");
+    std::fs::write(&bus_config_path, bus_config).unwrap();
+    let bus = Running(
+        Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", bus_config_path.display()))
+            .args(["--nofork", "--nopidfile"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (Debian package dbus)"),
+    );
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let address = format!("unix:path={}", socket.display());
+
+    let config = dir.0.join("agent.toml");
+    std::fs::write(
+        &config,
+        CONFIG.replace(
+            "[control]",
+            &format!(
+                "[store]\ndir = \"{}\"\nflush_interval_ms = 200\n\n[control]",
+                dir.0.join("data").display()
+            ),
+        ),
+    )
+    .unwrap();
+    let agent = Running(
+        Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--dbus", &address])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let setup = Setup {
+        address,
+        config,
+        _agent: agent,
+        _bus: bus,
+        _dir: dir,
+    };
+    // Wait for the agent to own its name.
+    let conn = setup.connect().await;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+    for _ in 0..250 {
+        if dbus.name_has_owner(NAME.try_into().unwrap()).await.unwrap() {
+            return setup;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the agent did not take {NAME}");
+}
+
+impl Setup {
+    async fn connect(&self) -> Connection {
+        zbus::connection::Builder::address(self.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap()
+    }
+
+    fn busctl(&self, args: &[&str]) -> Output {
+        Command::new("busctl")
+            .arg(format!("--address={}", self.address))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `busctl` as uid 65534 (nobody), in no group.
+    fn busctl_as_nobody(&self, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "busctl"])
+            .arg(format!("--address={}", self.address))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+async fn property(
+    conn: &Connection,
+    path: &str,
+    interface: &'static str,
+    name: &str,
+) -> OwnedValue {
+    let props = PropertiesProxy::builder(conn)
+        .destination(NAME)
+        .unwrap()
+        .path(path)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    props
+        .get(InterfaceName::from_static_str_unchecked(interface), name)
+        .await
+        .unwrap()
+}
+
+async fn call<R>(
+    conn: &Connection,
+    path: &str,
+    interface: &str,
+    method: &str,
+    body: &(impl serde::Serialize + zbus::zvariant::DynamicType),
+) -> zbus::Result<R>
+where
+    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let reply = conn
+        .call_method(Some(NAME), path, Some(interface), method, body)
+        .await?;
+    reply.body().deserialize()
+}
+
+/// The `<interface name="org.daisee…">` blocks of an introspection, whitespace normalised.
+fn daisee_interfaces(xml: &str) -> Vec<String> {
+    xml.split("<interface ")
+        .skip(1)
+        .filter(|b| b.starts_with("name=\"org.daisee."))
+        .map(|b| {
+            let b = &b[..b.find("</interface>").unwrap()];
+            format!(
+                "<interface {}</interface>",
+                b.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn introspection_matches_the_checked_in_description() {
+    let s = setup("introspect").await;
+    let conn = s.connect().await;
+    let mut live = Vec::new();
+    for path in [
+        "/org/daisee/Gateway1/Gateway",
+        "/org/daisee/Gateway1/Config",
+        "/org/daisee/Gateway1/Meter/grid",
+        "/org/daisee/Gateway1/Relay/boiler",
+        "/org/daisee/Gateway1/Controller",
+        "/org/daisee/Gateway1/History",
+    ] {
+        let xml: String = call(
+            &conn,
+            path,
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+            &(),
+        )
+        .await
+        .unwrap();
+        live.extend(daisee_interfaces(&xml));
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("dbus/org.daisee.Gateway1.xml");
+    if std::env::var_os("DAISEE_BLESS").is_some() {
+        let body: String = live
+            .iter()
+            .map(|i| {
+                format!(
+                    "  {}\n",
+                    i.replace("> <", ">\n    <")
+                        .replace("></interface>", ">\n  </interface>")
+                )
+            })
+            .collect();
+        let head = "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n";
+        std::fs::write(&file, format!("{head}<!-- The interfaces of org.daisee.Gateway1; see docs/dbus.md. Regenerate with DAISEE_BLESS=1 cargo test -p daisee-agent --test dbus introspection. -->\n<node>\n{body}</node>\n")).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        daisee_interfaces(&checked_in),
+        live,
+        "the service and {} differ",
+        file.display()
+    );
+}
+
+#[tokio::test]
+async fn properties_and_their_change_signals() {
+    let s = setup("properties").await;
+    let conn = s.connect().await;
+    let grid = "/org/daisee/Gateway1/Meter/grid";
+    // The house draws 1.5 kW; the boiler (2 kW) goes on at once, there is room under 6 kW.
+    let mut power = 0i64;
+    for _ in 0..100 {
+        power = property(&conn, grid, "org.daisee.Gateway1.Meter", "Power")
+            .await
+            .try_into()
+            .unwrap();
+        if power > 3_000_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!((3_400_000..3_600_000).contains(&power), "{power}");
+    // A channel name that is no D-Bus path segment is escaped.
+    let online: bool = property(
+        &conn,
+        "/org/daisee/Gateway1/Meter/heat_2dpump",
+        "org.daisee.Gateway1.Meter",
+        "Online",
+    )
+    .await
+    .try_into()
+    .unwrap();
+    assert!(online);
+
+    let props = PropertiesProxy::builder(&conn)
+        .destination(NAME)
+        .unwrap()
+        .path(grid)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let mut changes: PropertiesChangedStream = props.receive_properties_changed().await.unwrap();
+    let signal = tokio::time::timeout(Duration::from_secs(10), changes.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let args = signal.args().unwrap();
+    assert_eq!(args.interface_name().as_str(), "org.daisee.Gateway1.Meter");
+    assert!(
+        args.changed_properties().contains_key("UpdatedAt"),
+        "{:?}",
+        args.changed_properties()
+    );
+
+    let mode: String = property(
+        &conn,
+        "/org/daisee/Gateway1/Relay/boiler",
+        "org.daisee.Gateway1.Relay",
+        "Mode",
+    )
+    .await
+    .try_into()
+    .unwrap();
+    assert_eq!(mode, "auto");
+    let limit: i64 = property(
+        &conn,
+        "/org/daisee/Gateway1/Controller",
+        "org.daisee.Gateway1.Controller",
+        "ImportLimit",
+    )
+    .await
+    .try_into()
+    .unwrap();
+    assert_eq!(limit, 6_000_000);
+}
+
+#[tokio::test]
+async fn configuration_round_trip_and_refusal() {
+    let s = setup("config").await;
+    let conn = s.connect().await;
+    let path = "/org/daisee/Gateway1/Config";
+    let iface = "org.daisee.Gateway1.Config";
+    let text: String = call(&conn, path, iface, "Get", &()).await.unwrap();
+    assert_eq!(text, std::fs::read_to_string(&s.config).unwrap());
+
+    let (revision, restart): (u64, bool) = call(
+        &conn,
+        path,
+        iface,
+        "SetKey",
+        &("control.import_limit_w", "7000"),
+    )
+    .await
+    .unwrap();
+    assert_eq!((revision, restart), (1, false));
+    let value: String = call(&conn, path, iface, "GetKey", &("control.import_limit_w",))
+        .await
+        .unwrap();
+    assert_eq!(value, "7000");
+    let on_disk = std::fs::read_to_string(&s.config).unwrap();
+    assert!(
+        on_disk.starts_with("# revision 1 (written by daisee-agent)\n# a test gateway\n"),
+        "{on_disk}"
+    );
+    assert!(on_disk.contains("import_limit_w = 7000"), "{on_disk}");
+    // Applied without a restart: the controller acts on the new limit.
+    let mut limit = 0i64;
+    for _ in 0..100 {
+        limit = property(
+            &conn,
+            "/org/daisee/Gateway1/Controller",
+            "org.daisee.Gateway1.Controller",
+            "ImportLimit",
+        )
+        .await
+        .try_into()
+        .unwrap();
+        if limit == 7_000_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(limit, 7_000_000);
+
+    // Refused, with the key named; nothing changed on disk or in memory.
+    let refused = call::<(u64, bool)>(
+        &conn,
+        path,
+        iface,
+        "SetKey",
+        &("gateway.poll_interval_ms", "5"),
+    )
+    .await
+    .unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        message.contains("org.daisee.Gateway1.Error.InvalidConfig")
+            && message.contains("gateway.poll_interval_ms"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_to_string(&s.config).unwrap(), on_disk);
+    let revision: u64 = property(&conn, path, iface, "Revision")
+        .await
+        .try_into()
+        .unwrap();
+    assert_eq!(revision, 1);
+    let after: String = call(&conn, path, iface, "Get", &()).await.unwrap();
+    assert_eq!(after, on_disk);
+    let broken = call::<(u64, bool)>(&conn, path, iface, "Set", &("[gateway\n",))
+        .await
+        .unwrap_err();
+    assert!(broken.to_string().contains("line 1"), "{broken}");
+    assert_eq!(std::fs::read_to_string(&s.config).unwrap(), on_disk);
+}
+
+#[tokio::test]
+async fn relays_switch_by_hand_and_go_back() {
+    let s = setup("relays").await;
+    let conn = s.connect().await;
+    let light = "/org/daisee/Gateway1/Relay/light";
+    let iface = "org.daisee.Gateway1.Relay";
+    let state = async |conn: &Connection| -> (String, String) {
+        let state = property(conn, light, iface, "State")
+            .await
+            .try_into()
+            .unwrap();
+        let mode = property(conn, light, iface, "Mode")
+            .await
+            .try_into()
+            .unwrap();
+        (state, mode)
+    };
+    call::<()>(&conn, light, iface, "Switch", &("on",))
+        .await
+        .unwrap();
+    let mut seen = (String::new(), String::new());
+    for _ in 0..100 {
+        seen = state(&conn).await;
+        if seen.0 == "on" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, ("on".into(), "manual".into()));
+    call::<()>(&conn, light, iface, "Release", &())
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        seen = state(&conn).await;
+        if seen.0 == "off" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, ("off".into(), "fixed".into()));
+    let bad = call::<()>(&conn, light, iface, "Switch", &("maybe",))
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("not a state"), "{bad}");
+}
+
+#[tokio::test]
+async fn busctl_works_and_others_may_read_but_not_change() {
+    let s = setup("policy").await;
+    let tree = s.busctl(&["tree", NAME]);
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(
+        tree.contains("/org/daisee/Gateway1/Meter/grid")
+            && tree.contains("/org/daisee/Gateway1/Relay/boiler"),
+        "{tree}"
+    );
+
+    let read = s.busctl_as_nobody(&[
+        "get-property",
+        NAME,
+        "/org/daisee/Gateway1/Relay/boiler",
+        "org.daisee.Gateway1.Relay",
+        "SafeState",
+    ]);
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "s \"off\"");
+
+    let before = std::fs::read_to_string(&s.config).unwrap();
+    let denied = s.busctl_as_nobody(&[
+        "call",
+        NAME,
+        "/org/daisee/Gateway1/Config",
+        "org.daisee.Gateway1.Config",
+        "SetKey",
+        "ss",
+        "control.import_limit_w",
+        "1",
+    ]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("Access denied"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    let switch = s.busctl_as_nobody(&[
+        "call",
+        NAME,
+        "/org/daisee/Gateway1/Relay/light",
+        "org.daisee.Gateway1.Relay",
+        "Switch",
+        "s",
+        "on",
+    ]);
+    assert!(!switch.status.success());
+    assert_eq!(std::fs::read_to_string(&s.config).unwrap(), before);
+
+    // Root may.
+    let allowed = s.busctl(&[
+        "call",
+        NAME,
+        "/org/daisee/Gateway1/Config",
+        "org.daisee.Gateway1.Config",
+        "SetKey",
+        "ss",
+        "control.import_limit_w",
+        "6500",
+    ]);
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&allowed.stdout).trim(),
+        "tb 1 false"
+    );
+}
