@@ -216,6 +216,20 @@ impl Setup {
     }
 }
 
+/// `read` until `done` holds of what it returns (the agent acts at its next poll), at most 5 s;
+/// the last value either way.
+async fn eventually<T>(mut read: impl AsyncFnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let mut value = read().await;
+    for _ in 0..100 {
+        if done(&value) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        value = read().await;
+    }
+    value
+}
+
 async fn property(
     conn: &Connection,
     path: &str,
@@ -321,17 +335,16 @@ async fn properties_and_their_change_signals() {
     let conn = s.connect().await;
     let grid = "/org/daisee/Gateway1/Meter/grid";
     // The house draws 1.5 kW; the boiler (2 kW) goes on at once, there is room under 6 kW.
-    let mut power = 0i64;
-    for _ in 0..100 {
-        power = property(&conn, grid, "org.daisee.Gateway1.Meter", "Power")
-            .await
-            .try_into()
-            .unwrap();
-        if power > 3_000_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let power: i64 = eventually(
+        async || {
+            property(&conn, grid, "org.daisee.Gateway1.Meter", "Power")
+                .await
+                .try_into()
+                .unwrap()
+        },
+        |p| *p > 3_000_000,
+    )
+    .await;
     assert!((3_400_000..3_600_000).contains(&power), "{power}");
     // A channel name that is no D-Bus path segment is escaped.
     let online: bool = property(
@@ -418,22 +431,22 @@ async fn configuration_round_trip_and_refusal() {
     );
     assert!(on_disk.contains("import_limit_w = 7000"), "{on_disk}");
     // Applied without a restart: the controller acts on the new limit.
-    let mut limit = 0i64;
-    for _ in 0..100 {
-        limit = property(
-            &conn,
-            "/org/daisee/Gateway1/Controller",
-            "org.daisee.Gateway1.Controller",
-            "ImportLimit",
-        )
-        .await
-        .try_into()
-        .unwrap();
-        if limit == 7_000_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let controller = "/org/daisee/Gateway1/Controller";
+    let limit: i64 = eventually(
+        async || {
+            property(
+                &conn,
+                controller,
+                "org.daisee.Gateway1.Controller",
+                "ImportLimit",
+            )
+            .await
+            .try_into()
+            .unwrap()
+        },
+        |l| *l == 7_000_000,
+    )
+    .await;
     assert_eq!(limit, 7_000_000);
 
     // Refused, with the key named; nothing changed on disk or in memory.
@@ -487,25 +500,12 @@ async fn relays_switch_by_hand_and_go_back() {
     call::<()>(&conn, light, iface, "Switch", &("on",))
         .await
         .unwrap();
-    let mut seen = (String::new(), String::new());
-    for _ in 0..100 {
-        seen = state(&conn).await;
-        if seen.0 == "on" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let seen = eventually(async || state(&conn).await, |s| s.0 == "on").await;
     assert_eq!(seen, ("on".into(), "manual".into()));
     call::<()>(&conn, light, iface, "Release", &())
         .await
         .unwrap();
-    for _ in 0..100 {
-        seen = state(&conn).await;
-        if seen.0 == "off" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let seen = eventually(async || state(&conn).await, |s| s.0 == "off").await;
     assert_eq!(seen, ("off".into(), "fixed".into()));
     let bad = call::<()>(&conn, light, iface, "Switch", &("maybe",))
         .await
