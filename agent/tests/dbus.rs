@@ -588,3 +588,105 @@ async fn busctl_works_and_others_may_read_but_not_change() {
         "tb 1 false"
     );
 }
+
+impl Setup {
+    fn daiseectl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_daiseectl"))
+            .args(["--bus", &self.address])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    }
+}
+
+#[tokio::test]
+async fn daiseectl_reads_switches_configures_and_exports() {
+    let s = setup("ctl").await;
+    let conn = s.connect().await;
+    // Wait for a poll and a flush of the history.
+    eventually(
+        async || s.daiseectl(&["history", "grid", "0", "9999999999999"]).1,
+        |csv| csv.lines().count() > 3,
+    )
+    .await;
+
+    let (ok, status, err) = s.daiseectl(&["status"]);
+    assert!(ok, "{err}");
+    assert!(
+        status.contains("gateway `test`") && status.contains("import limit 6000 W"),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("grid ") && l.contains(" sim ")),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("light ") && l.contains("fixed")),
+        "{status}"
+    );
+
+    let (ok, _, err) = s.daiseectl(&["relay", "light", "on"]);
+    assert!(ok, "{err}");
+    let mode: String = eventually(
+        async || {
+            property(
+                &conn,
+                "/org/daisee/Gateway1/Relay/light",
+                "org.daisee.Gateway1.Relay",
+                "Mode",
+            )
+            .await
+            .try_into()
+            .unwrap()
+        },
+        |m: &String| m == "manual",
+    )
+    .await;
+    assert_eq!(mode, "manual");
+
+    let (ok, out, err) = s.daiseectl(&["config", "set", "control.import_limit_w", "5500"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "revision 1: applied");
+    let (_, value, _) = s.daiseectl(&["config", "get", "control.import_limit_w"]);
+    assert_eq!(value.trim(), "5500");
+    let (ok, _, err) = s.daiseectl(&["config", "set", "relay[0].safe_state", "\"sometimes\""]);
+    assert!(!ok);
+    assert!(
+        err.contains("relay[0].safe_state") && err.contains("InvalidConfig"),
+        "{err}"
+    );
+
+    let (ok, csv, err) = s.daiseectl(&["history", "grid", "0", "9999999999999"]);
+    assert!(ok, "{err}");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("time_ms,power_w"));
+    let (_, watts) = lines.next().unwrap().split_once(',').unwrap();
+    assert!(watts.parse::<f64>().unwrap() > 1000.0, "{csv}");
+
+    let denied = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_daiseectl"),
+            "--bus",
+            &s.address,
+            "relay",
+            "light",
+            "off",
+        ])
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+}
