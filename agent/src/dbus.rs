@@ -77,6 +77,23 @@ pub fn path_segment(name: &str) -> String {
         .collect()
 }
 
+/// Calls `method` of the agent's object at `path` and decodes the reply: for clients.
+pub async fn call<R>(
+    conn: &Connection,
+    path: &str,
+    interface: &str,
+    method: &str,
+    body: &(impl serde::Serialize + zbus::zvariant::DynamicType),
+) -> zbus::Result<R>
+where
+    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let reply = conn
+        .call_method(Some(NAME), path, Some(interface), method, body)
+        .await?;
+    reply.body().deserialize()
+}
+
 /// Starts the service: owns the name, puts every object in place, and follows `snapshots`.
 pub async fn serve(
     bus: Bus,

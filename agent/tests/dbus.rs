@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use daisee_agent::dbus::call;
 use futures_util::StreamExt;
 use zbus::Connection;
 use zbus::fdo::{PropertiesChangedStream, PropertiesProxy};
@@ -248,22 +249,6 @@ async fn property(
         .get(InterfaceName::from_static_str_unchecked(interface), name)
         .await
         .unwrap()
-}
-
-async fn call<R>(
-    conn: &Connection,
-    path: &str,
-    interface: &str,
-    method: &str,
-    body: &(impl serde::Serialize + zbus::zvariant::DynamicType),
-) -> zbus::Result<R>
-where
-    R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
-{
-    let reply = conn
-        .call_method(Some(NAME), path, Some(interface), method, body)
-        .await?;
-    reply.body().deserialize()
 }
 
 /// The `<interface name="org.daisee…">` blocks of an introspection, whitespace normalised.

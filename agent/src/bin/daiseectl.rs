@@ -204,16 +204,14 @@ async fn call<R>(
 where
     R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
 {
-    let reply = conn
-        .call_method(Some(NAME), path, Some(interface), method, body)
+    daisee_agent::dbus::call(conn, path, interface, method, body)
         .await
         .map_err(|e| match e {
             zbus::Error::MethodError(name, Some(message), _) => {
                 anyhow::anyhow!("{message} ({name})")
             }
             other => other.into(),
-        })?;
-    Ok(reply.body().deserialize()?)
+        })
 }
 
 async fn objects(conn: &Connection) -> anyhow::Result<ManagedObjects> {
@@ -222,10 +220,10 @@ async fn objects(conn: &Connection) -> anyhow::Result<ManagedObjects> {
         .path(ROOT)?
         .build()
         .await?;
-    Ok(manager
+    manager
         .get_managed_objects()
         .await
-        .context("is daisee-agent running?")?)
+        .context("is daisee-agent running?")
 }
 
 /// The properties of every object with `interface`, in path order.
