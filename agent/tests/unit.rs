@@ -20,13 +20,21 @@ fn the_unit_is_confined() {
         .expect("systemd-analyze (Debian package systemd)");
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
-    assert!(report.contains("Overall exposure level for daisee-agent.service: 1.4"), "{report}");
+    assert!(
+        report.contains("Overall exposure level for daisee-agent.service: 1.4"),
+        "{report}"
+    );
 }
 
 #[test]
 fn the_unit_waits_for_ready_and_watches_the_loop() {
     let text = std::fs::read_to_string(unit()).unwrap();
-    for line in ["Type=notify", "NotifyAccess=main", "WatchdogSec=30s", "Restart=always"] {
+    for line in [
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=30s",
+        "Restart=always",
+    ] {
         assert!(text.lines().any(|l| l == line), "{line}");
     }
 }

@@ -123,6 +123,8 @@ impl Store {
         // power cut may lose the last commits but never corrupts the file.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Writes append and reads are rare: a small page cache (512 KiB, not 2 MiB) is enough.
+        conn.pragma_update(None, "cache_size", -512)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         schema::migrate(&conn)?;
         let mut channels = HashMap::new();
