@@ -149,7 +149,7 @@ fn an_unknown_key_names_the_file_and_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains(".toml: line 6: unknown field `adress`"),
+        err.contains(".toml: line 6: sensor[0].adress: unknown field `adress`"),
         "{err}"
     );
 }
