@@ -30,7 +30,7 @@ fn poller(sim: &Simulator, bus: Bus) -> Poller {
         (3, "carlo-gavazzi-em340"),
     ]
     .into_iter()
-    .map(|(unit, name)| meter(sim, &site, unit, name, Duration::from_millis(300)))
+    .map(|(unit, name)| meter(sim, &site, unit, name, Duration::from_millis(800)))
     .collect();
     Poller { bus, devices }
 }
