@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::config::{Config, ControlConfig, StoreConfig};
 use crate::dbus::Request;
 use crate::gateway::{ControlStatus, Gateway, RelayMode, Snapshot};
+use crate::journal::{Journal, Priority};
 use crate::notify::Notifier;
 
 /// The controller's settings from the configuration.
@@ -37,6 +38,7 @@ pub struct Daemon {
     control: Option<(Controller, String)>,
     history: Option<History>,
     notifier: Option<Notifier>,
+    journal: Journal,
     ready: bool,
     requests: Option<Receiver<Request>>,
     snapshots: Option<watch::Sender<Option<Arc<Snapshot>>>>,
@@ -80,6 +82,7 @@ impl Daemon {
             control,
             history,
             notifier,
+            journal: Journal::from_env(),
             ready: false,
             requests: None,
             snapshots: None,
@@ -145,7 +148,7 @@ impl Daemon {
             };
         }
         if let Some(h) = &mut self.history {
-            h.record(&snapshot, self.clock.now());
+            h.record(&snapshot, self.clock.now(), &self.journal);
         }
         self.notify(&snapshot);
         let snapshot = Arc::new(snapshot);
@@ -191,7 +194,8 @@ impl Daemon {
                 if let (Some((controller, grid)), Some(c)) = (&mut self.control, &config.control) {
                     controller.set_settings(settings(c));
                     grid.clone_from(&c.grid);
-                    eprintln!("daisee-agent: demand response settings applied");
+                    self.journal
+                        .log(Priority::Info, "demand response settings applied", &[]);
                 }
             }
         }
@@ -200,8 +204,24 @@ impl Daemon {
     /// Switches a relay and records it.
     fn switch(&mut self, relay: &str, state: RelayState, cause: &str) {
         match self.gateway.switch(relay, state) {
-            Ok(()) => eprintln!("daisee-agent: relay `{relay}` {state} ({cause})"),
-            Err(e) => eprintln!("daisee-agent: relay `{relay}` did not switch {state}: {e}"),
+            Ok(()) => self.journal.log(
+                Priority::Info,
+                &format!("relay `{relay}` {state} ({cause})"),
+                &[
+                    ("DAISEE_RELAY", relay),
+                    ("DAISEE_STATE", state.as_str()),
+                    ("DAISEE_CAUSE", cause),
+                ],
+            ),
+            Err(e) => self.journal.log(
+                Priority::Error,
+                &format!("relay `{relay}` did not switch {state}: {e}"),
+                &[
+                    ("DAISEE_RELAY", relay),
+                    ("DAISEE_STATE", state.as_str()),
+                    ("DAISEE_CAUSE", cause),
+                ],
+            ),
         }
         if let Some(h) = &mut self.history {
             h.store.record_relay(RelayEvent {
@@ -216,7 +236,7 @@ impl Daemon {
     /// Writes what is buffered, for a clean stop.
     pub fn finish(&mut self) {
         if let Some(h) = &mut self.history {
-            h.flush();
+            h.flush(&self.journal);
         }
         if let Some(n) = &self.notifier {
             let _ = n.send("STOPPING=1");
@@ -277,39 +297,48 @@ impl History {
         })
     }
 
-    fn record(&mut self, snapshot: &Snapshot, now: Timestamp) {
+    fn record(&mut self, snapshot: &Snapshot, now: Timestamp, journal: &Journal) {
         for c in &snapshot.channels {
             if let Ok(r) = &c.reading
                 && let Err(e) = self.store.record(snapshot.at, &c.name, r.power, c.energy)
             {
-                eprintln!("daisee-agent: history: {e}");
+                journal.log(Priority::Error, &format!("history: {e}"), &[]);
             }
         }
         if now.millis_since(self.last_flush) >= self.flush_interval.as_millis() as i64 {
             self.last_flush = now;
-            self.flush();
+            self.flush(journal);
         }
         if now.millis_since(self.last_prune) >= PRUNE_EVERY_MS {
             self.last_prune = now;
             if let Err(e) = self.store.prune(now) {
-                eprintln!("daisee-agent: history: pruning: {e}");
+                journal.log(Priority::Error, &format!("history: pruning: {e}"), &[]);
             }
         }
     }
 
     /// Writes the buffered samples and says what is now safe on disk.
-    fn flush(&mut self) {
+    fn flush(&mut self, journal: &Journal) {
         match self.store.flush() {
             Ok(f) => {
                 self.acknowledged += f.samples;
                 if let Some(newest) = f.newest {
-                    eprintln!(
-                        "daisee-agent: history: stored {} samples ({} in all) up to {newest}",
+                    let message = format!(
+                        "history: stored {} samples ({} in all) up to {newest}",
                         f.samples, self.acknowledged
                     );
+                    let all = self.acknowledged.to_string();
+                    journal.log(Priority::Info, &message, &[("DAISEE_STORED", &all)]);
                 }
             }
-            Err(e) => eprintln!("daisee-agent: history: {e}"),
+            Err(e) => {
+                let pending = self.store.pending().to_string();
+                journal.log(
+                    Priority::Error,
+                    &format!("history: {e}"),
+                    &[("DAISEE_PENDING", &pending)],
+                );
+            }
         }
     }
 }

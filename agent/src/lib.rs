@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod dbus;
 pub mod device;
 pub mod gateway;
+pub mod journal;
 pub mod modbus;
 pub mod notify;
 pub mod view;

@@ -195,3 +195,39 @@ fn systemd_hears_ready_then_the_watchdog_then_stopping() {
     assert_eq!(watchdogs, 3, "one per turn of the loop: {messages:?}");
     assert_eq!(messages.last().unwrap(), "STOPPING=1");
 }
+
+#[test]
+fn journald_gets_entries_with_fields() {
+    let dir = Dir::new("journal");
+    let socket_path = dir.0.join("journal.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
+        .args(["--polls", "2", "--dbus", "none"])
+        .env("DAISEE_JOURNAL_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut entries = Vec::new();
+    while let Ok(n) = socket.recv(&mut buf) {
+        entries.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    // The demo's charger goes on at the first poll: an entry journalctl can find by relay.
+    let switched = entries
+        .iter()
+        .find(|e| e.contains("DAISEE_RELAY=ev_charger\n"))
+        .unwrap_or_else(|| panic!("{entries:?}"));
+    for field in [
+        "MESSAGE=relay `ev_charger` on (automatic)\n",
+        "PRIORITY=6\n",
+        "SYSLOG_IDENTIFIER=daisee-agent\n",
+        "DAISEE_STATE=on\n",
+        "DAISEE_CAUSE=automatic\n",
+    ] {
+        assert!(switched.contains(field), "{field:?} in {switched:?}");
+    }
+    // And not on stderr as well.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("relay `ev_charger` on"));
+}
