@@ -118,8 +118,9 @@ fn main() {
     println!(
         "{:<42} {:>10} {:>12.1}",
         format!(
-            "demo gateway poll ({} channels, {} relays)",
+            "demo gateway poll ({} sensors, {} meters, {} relays)",
             config.sensors.len(),
+            config.meters.len(),
             config.relays.len()
         ),
         ns(poll),
