@@ -159,7 +159,7 @@ fn main() {
     let gateway = Gateway::build(&config, Arc::new(clock.clone())).expect("gateway");
     drop(entered);
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let mut daemon = Daemon::new(&config, gateway, shared, None).expect("daemon");
+    let mut daemon = Daemon::new(&config, gateway, shared, None);
     let (requests, incoming) = std::sync::mpsc::channel();
     let (snapshots, _published) = tokio::sync::watch::channel(None);
     daemon.connect(incoming, snapshots);

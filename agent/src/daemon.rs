@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use daisee_control::{Controller, Settings};
-use daisee_hal::{Clock, RelayState, Timestamp};
-use daisee_store::{RelayEvent, Retention, Store, StoreError};
+use daisee_hal::{Clock, RelayState};
+use daisee_store::{RelayEvent, Retention, Store};
 use tokio::sync::watch;
 
 use crate::config::{Config, ControlConfig, StoreConfig};
@@ -29,7 +29,10 @@ fn settings(c: &ControlConfig) -> Settings {
 const MAX_PENDING: usize = 16 * 3600;
 
 /// How often old samples are pruned.
-const PRUNE_EVERY_MS: i64 = 3_600_000;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often a history that could not be opened is tried again.
+const REOPEN_EVERY: Duration = Duration::from_secs(60);
 
 /// The agent's devices, decisions and history.
 pub struct Daemon {
@@ -46,12 +49,17 @@ pub struct Daemon {
     manual: HashMap<String, RelayState>,
 }
 
+/// The history, or why it is not open yet (a full disk at start, a missing mount): the agent
+/// runs on without it and tries again every minute.
 struct History {
-    store: Store,
-    flush_interval: Duration,
-    last_flush: Timestamp,
-    last_prune: Timestamp,
+    config: StoreConfig,
+    store: Option<Store>,
+    // Monotonic: a clock stepped back must not stop flushing.
+    last_flush: Instant,
+    last_prune: Instant,
+    last_open: Instant,
     acknowledged: usize,
+    dropped: u64,
 }
 
 impl Daemon {
@@ -61,13 +69,9 @@ impl Daemon {
         gateway: Gateway,
         clock: Arc<dyn Clock>,
         notifier: Option<Notifier>,
-    ) -> Result<Self, StoreError> {
-        let now = clock.now();
-        let history = config
-            .store
-            .as_ref()
-            .map(|s| History::open(s, now))
-            .transpose()?;
+    ) -> Self {
+        let journal = Journal::from_env();
+        let history = config.store.as_ref().map(|s| History::new(s, &journal));
         let control = config.control.as_ref().map(|c| {
             let loads = config
                 .relays
@@ -76,18 +80,18 @@ impl Daemon {
                 .collect();
             (Controller::new(settings(c), loads), c.grid.clone())
         });
-        Ok(Self {
+        Self {
             gateway,
             clock,
             control,
             history,
             notifier,
-            journal: Journal::from_env(),
+            journal,
             ready: false,
             requests: None,
             snapshots: None,
             manual: HashMap::new(),
-        })
+        }
     }
 
     /// Takes requests from D-Bus and publishes every snapshot to it.
@@ -148,7 +152,7 @@ impl Daemon {
             };
         }
         if let Some(h) = &mut self.history {
-            h.record(&snapshot, self.clock.now(), &self.journal);
+            h.record(&snapshot, &self.journal);
         }
         self.notify(&snapshot);
         let snapshot = Arc::new(snapshot);
@@ -223,8 +227,8 @@ impl Daemon {
                 ],
             ),
         }
-        if let Some(h) = &mut self.history {
-            h.store.record_relay(RelayEvent {
+        if let Some(store) = self.history.as_mut().and_then(|h| h.store.as_mut()) {
+            store.record_relay(RelayEvent {
                 at: self.clock.now(),
                 relay: relay.to_owned(),
                 state,
@@ -281,45 +285,73 @@ impl Daemon {
 }
 
 impl History {
-    fn open(config: &StoreConfig, now: Timestamp) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(&config.dir)
-            .map_err(|e| StoreError::Damaged(format!("{}: {e}", config.dir.display())))?;
-        let retention = Retention {
-            samples: config.retention,
-            max_pending: MAX_PENDING,
-        };
-        Ok(Self {
-            store: Store::open(&config.dir.join("history.sqlite"), retention)?,
-            flush_interval: config.flush_interval,
+    fn new(config: &StoreConfig, journal: &Journal) -> Self {
+        let now = Instant::now();
+        let mut history = Self {
+            config: config.clone(),
+            store: None,
             last_flush: now,
             last_prune: now,
+            last_open: now,
             acknowledged: 0,
-        })
+            dropped: 0,
+        };
+        history.open(journal);
+        history
     }
 
-    fn record(&mut self, snapshot: &Snapshot, now: Timestamp, journal: &Journal) {
+    fn open(&mut self, journal: &Journal) {
+        self.last_open = Instant::now();
+        let retention = Retention {
+            samples: self.config.retention,
+            max_pending: MAX_PENDING,
+        };
+        let dir = &self.config.dir;
+        let opened = std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))
+            .and_then(|()| {
+                Store::open(&dir.join("history.sqlite"), retention).map_err(|e| e.to_string())
+            });
+        match opened {
+            Ok(store) => self.store = Some(store),
+            Err(e) => journal.log(
+                Priority::Error,
+                &format!(
+                    "history: cannot open it ({e}); running without, trying again every minute"
+                ),
+                &[],
+            ),
+        }
+    }
+
+    fn record(&mut self, snapshot: &Snapshot, journal: &Journal) {
+        let Some(store) = &mut self.store else {
+            if self.last_open.elapsed() >= REOPEN_EVERY {
+                self.open(journal);
+            }
+            return;
+        };
         for c in &snapshot.channels {
-            if let Ok(r) = &c.reading
-                && let Err(e) = self.store.record(snapshot.at, &c.name, r.power, c.energy)
-            {
-                journal.log(Priority::Error, &format!("history: {e}"), &[]);
+            if let Ok(r) = &c.reading {
+                store.record(snapshot.at, &c.name, r.power, c.energy);
             }
         }
-        if now.millis_since(self.last_flush) >= self.flush_interval.as_millis() as i64 {
-            self.last_flush = now;
-            self.flush(journal);
-        }
-        if now.millis_since(self.last_prune) >= PRUNE_EVERY_MS {
-            self.last_prune = now;
-            if let Err(e) = self.store.prune(now) {
+        if self.last_prune.elapsed() >= PRUNE_EVERY {
+            self.last_prune = Instant::now();
+            if let Err(e) = store.prune(snapshot.at) {
                 journal.log(Priority::Error, &format!("history: pruning: {e}"), &[]);
             }
         }
+        if self.last_flush.elapsed() >= self.config.flush_interval {
+            self.last_flush = Instant::now();
+            self.flush(journal);
+        }
     }
 
-    /// Writes the buffered samples and says what is now safe on disk.
+    /// Writes the buffered samples and says what is now safe on disk, and what was lost.
     fn flush(&mut self, journal: &Journal) {
-        match self.store.flush() {
+        let Some(store) = &mut self.store else { return };
+        match store.flush() {
             Ok(f) => {
                 self.acknowledged += f.samples;
                 if let Some(newest) = f.newest {
@@ -332,13 +364,24 @@ impl History {
                 }
             }
             Err(e) => {
-                let pending = self.store.pending().to_string();
+                let pending = store.pending().to_string();
                 journal.log(
                     Priority::Error,
                     &format!("history: {e}"),
                     &[("DAISEE_PENDING", &pending)],
                 );
             }
+        }
+        if store.dropped() > self.dropped {
+            let lost = store.dropped() - self.dropped;
+            self.dropped = store.dropped();
+            journal.log(
+                Priority::Warning,
+                &format!(
+                    "history: {lost} samples dropped (out of time order, or the disk full too long)"
+                ),
+                &[("DAISEE_DROPPED", &self.dropped.to_string())],
+            );
         }
     }
 }

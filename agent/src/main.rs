@@ -148,8 +148,7 @@ fn run() -> anyhow::Result<()> {
     let notifier = Notifier::from_env().context("NOTIFY_SOCKET")?;
     let history = config.store.as_ref().map(|s| s.dir.join("history.sqlite"));
     let file = ConfigFile::new(path, source, config.clone());
-    let mut daemon =
-        Daemon::new(&config, gateway, clock, notifier).context("opening the history")?;
+    let mut daemon = Daemon::new(&config, gateway, clock, notifier);
 
     // D-Bus: requests to the main loop over a channel, its snapshots back over a watch.
     let (requests, incoming) = std::sync::mpsc::channel();

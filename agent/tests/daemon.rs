@@ -231,3 +231,24 @@ fn journald_gets_entries_with_fields() {
     // And not on stderr as well.
     assert!(!String::from_utf8_lossy(&out.stderr).contains("relay `ev_charger` on"));
 }
+
+#[test]
+fn a_history_that_cannot_open_leaves_the_agent_running() {
+    let dir = Dir::new("no-store");
+    // A data directory under a regular file cannot be created.
+    std::fs::write(dir.0.join("file"), b"").unwrap();
+    let config = config(&dir.0, 2, &dir.0.join("file/data"), 200);
+    let out = Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
+        .args(["--polls", "3", "--dbus", "none", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("history: cannot open it") && err.contains("running without"),
+        "{err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3 * 2);
+}

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use daisee_hal::{Energy, MilliWattHours, MilliWatts, RelayState, Timestamp};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 pub use block::Damaged;
 
@@ -95,10 +95,13 @@ pub struct Flushed {
     pub newest: Option<Timestamp>,
 }
 
-/// Per-channel energy bookkeeping between flushes.
+/// Per-channel bookkeeping between samples.
 #[derive(Debug, Clone, Copy, Default)]
-struct Counter {
-    last: Option<Energy>,
+struct Channel {
+    /// The newest sample taken (flushed or waiting): a sample must be newer.
+    newest: Option<Timestamp>,
+    /// The counters and power of the last sample, to roll energy up.
+    last: Option<(Timestamp, Energy, MilliWatts)>,
 }
 
 /// The history.
@@ -106,10 +109,10 @@ struct Counter {
 pub struct Store {
     conn: Connection,
     retention: Retention,
-    channels: HashMap<String, i64>,
-    counters: HashMap<i64, Counter>,
-    pending: BTreeMap<i64, Vec<(Timestamp, MilliWatts)>>,
-    pending_energy: BTreeMap<(i64, i64), Energy>,
+    ids: HashMap<String, i64>,
+    channels: HashMap<String, Channel>,
+    pending: BTreeMap<String, Vec<(Timestamp, MilliWatts)>>,
+    pending_energy: BTreeMap<(String, i64), Energy>,
     pending_events: Vec<RelayEvent>,
     dropped: u64,
 }
@@ -127,19 +130,34 @@ impl Store {
         conn.pragma_update(None, "cache_size", -512)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         schema::migrate(&conn)?;
+        let mut ids = HashMap::new();
         let mut channels = HashMap::new();
         {
-            let mut rows = conn.prepare("SELECT name, id FROM channel")?;
+            // Each channel's newest stored sample: nothing older may follow it.
+            let mut rows = conn.prepare(
+                "SELECT c.name, c.id, s.start_ms, s.data FROM channel c LEFT JOIN sample s
+                 ON s.channel = c.id AND s.start_ms = (SELECT MAX(start_ms) FROM sample WHERE channel = c.id)",
+            )?;
             let mut it = rows.query([])?;
             while let Some(row) = it.next()? {
-                channels.insert(row.get(0)?, row.get(1)?);
+                let name: String = row.get(0)?;
+                ids.insert(name.clone(), row.get(1)?);
+                if let (Some(start), Some(data)) = (
+                    row.get::<_, Option<i64>>(2)?,
+                    row.get::<_, Option<Vec<u8>>>(3)?,
+                ) {
+                    let newest = block::decode(Timestamp(start), &data)?
+                        .last()
+                        .map(|(t, _)| *t);
+                    channels.insert(name, Channel { newest, last: None });
+                }
             }
         }
         Ok(Self {
             conn,
             retention,
+            ids,
             channels,
-            counters: HashMap::new(),
             pending: BTreeMap::new(),
             pending_energy: BTreeMap::new(),
             pending_events: Vec::new(),
@@ -148,33 +166,46 @@ impl Store {
     }
 
     /// Keeps a sample of `channel` for the next flush: its power at `at` and its energy counters,
-    /// whose increases are rolled up into 15-minute slots (a counter that went back, a device
-    /// replaced or an agent restarted, starts a new baseline).
-    pub fn record(
-        &mut self,
-        at: Timestamp,
-        channel: &str,
-        power: MilliWatts,
-        energy: Energy,
-    ) -> Result<(), StoreError> {
-        let id = self.channel_id(channel)?;
-        let samples = self.pending.entry(id).or_default();
-        // Samples go in time order; an older one (a clock stepped back) would not decode.
-        if samples.last().is_some_and(|(t, _)| at < *t) {
-            return Ok(());
+    /// whose increases are rolled up into 15-minute slots. A sample no newer than the channel's
+    /// newest (a clock stepped back) is dropped and counted: history only moves forward. A counter
+    /// that goes back (a device replaced, an agent restarted) or jumps by more than its power could
+    /// have counted (a glitched read) starts a new baseline instead of adding energy.
+    pub fn record(&mut self, at: Timestamp, channel: &str, power: MilliWatts, energy: Energy) {
+        let state = self.channels.entry(channel.to_owned()).or_default();
+        if state.newest.is_some_and(|newest| at <= newest) {
+            self.dropped += 1;
+            return;
         }
-        samples.push((at, power));
-        let counter = self.counters.entry(id).or_default();
-        if let Some(last) = counter.last {
+        state.newest = Some(at);
+        self.pending
+            .entry(channel.to_owned())
+            .or_default()
+            .push((at, power));
+        if let Some((t0, before, p0)) = state.last {
+            // Four times the energy the larger power would count in the interval, plus 10 Wh.
+            let ms = u64::try_from(at.millis_since(t0)).unwrap_or(0);
+            let most =
+                p0.0.unsigned_abs()
+                    .max(power.0.unsigned_abs())
+                    .saturating_mul(ms)
+                    / 900_000
+                    + 10_000;
+            let add = |now: MilliWattHours, before: MilliWattHours| {
+                now.0
+                    .checked_sub(before.0)
+                    .filter(|inc| *inc <= most)
+                    .unwrap_or(0)
+            };
             let slot = at.0.div_euclid(SLOT_MS) * SLOT_MS;
-            let add = |now: MilliWattHours, before: MilliWattHours| now.0.saturating_sub(before.0);
-            let e = self.pending_energy.entry((id, slot)).or_default();
-            e.import.0 += add(energy.import, last.import);
-            e.export.0 += add(energy.export, last.export);
+            let e = self
+                .pending_energy
+                .entry((channel.to_owned(), slot))
+                .or_default();
+            e.import.0 += add(energy.import, before.import);
+            e.export.0 += add(energy.export, before.export);
         }
-        counter.last = Some(energy);
+        state.last = Some((at, energy, power));
         self.bound_pending();
-        Ok(())
     }
 
     /// Keeps a relay event for the next flush.
@@ -187,7 +218,7 @@ impl Store {
         self.pending.values().map(Vec::len).sum()
     }
 
-    /// Samples dropped so far because the disk refused them for too long.
+    /// Samples dropped so far: out of time order, or waiting too long on a full disk.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -196,13 +227,30 @@ impl Store {
     /// still waits.
     pub fn flush(&mut self) -> Result<Flushed, StoreError> {
         let mut flushed = Flushed::default();
+        let mut new_ids = Vec::new();
         let result = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
             {
+                let mut add_channel =
+                    tx.prepare_cached("INSERT INTO channel (name) VALUES (?1)")?;
+                let mut id = |name: &str| -> rusqlite::Result<i64> {
+                    if let Some(id) = self.ids.get(name) {
+                        return Ok(*id);
+                    }
+                    if let Some((_, id)) = new_ids.iter().find(|(n, _): &&(String, i64)| n == name)
+                    {
+                        return Ok(*id);
+                    }
+                    add_channel.execute([name])?;
+                    let id = tx.last_insert_rowid();
+                    new_ids.push((name.to_owned(), id));
+                    Ok(id)
+                };
                 let mut block = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO sample (channel, start_ms, data) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO sample (channel, start_ms, data) VALUES (?1, ?2, ?3)",
                 )?;
                 for (channel, samples) in &self.pending {
+                    let channel = id(channel)?;
                     let mut rest = samples.as_slice();
                     while let Some(&(start, _)) = rest.first() {
                         let len = rest
@@ -224,7 +272,7 @@ impl Store {
                 )?;
                 for ((channel, start), e) in &self.pending_energy {
                     slot.execute(params![
-                        channel,
+                        id(channel)?,
                         start,
                         e.import.0 as i64,
                         e.export.0 as i64
@@ -241,6 +289,7 @@ impl Store {
         })();
         match result {
             Ok(()) => {
+                self.ids.extend(new_ids);
                 self.pending.clear();
                 self.pending_energy.clear();
                 self.pending_events.clear();
@@ -255,7 +304,8 @@ impl Store {
 
     /// Deletes samples older than the retention period before `now`; returns the blocks deleted.
     pub fn prune(&mut self, now: Timestamp) -> Result<usize, StoreError> {
-        let keep_from = now.0 - self.retention.samples.as_millis() as i64;
+        let keep = i64::try_from(self.retention.samples.as_millis()).unwrap_or(i64::MAX);
+        let keep_from = now.0.saturating_sub(keep);
         Ok(self
             .conn
             .execute("DELETE FROM sample WHERE start_ms < ?1", [keep_from])?)
@@ -274,7 +324,7 @@ impl Store {
             "SELECT s.start_ms, s.data FROM sample s JOIN channel c ON c.id = s.channel
              WHERE c.name = ?1 AND s.start_ms < ?3 AND s.start_ms > ?2 ORDER BY s.start_ms",
         )?;
-        let mut rows = query.query(params![channel, from.0 - MAX_BLOCK_MS, to.0])?;
+        let mut rows = query.query(params![channel, from.0.saturating_sub(MAX_BLOCK_MS), to.0])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let data: Vec<u8> = row.get(1)?;
@@ -335,41 +385,9 @@ impl Store {
 
     /// The channels with history, by name.
     pub fn channels(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.channels.keys().cloned().collect();
+        let mut names: Vec<String> = self.ids.keys().cloned().collect();
         names.sort();
         names
-    }
-
-    fn channel_id(&mut self, name: &str) -> Result<i64, StoreError> {
-        if let Some(id) = self.channels.get(name) {
-            return Ok(*id);
-        }
-        // A new channel is written at once: it is tiny, and every later block refers to it.
-        let existing = self
-            .conn
-            .query_row("SELECT id FROM channel WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                self.conn
-                    .execute("INSERT INTO channel (name) VALUES (?1)", [name])
-                    .map_err(|e| {
-                        if is_full(&e) {
-                            StoreError::Full {
-                                pending: self.pending(),
-                            }
-                        } else {
-                            e.into()
-                        }
-                    })?;
-                self.conn.last_insert_rowid()
-            }
-        };
-        self.channels.insert(name.to_owned(), id);
-        Ok(id)
     }
 
     /// Drops the oldest waiting samples beyond the bound.
@@ -379,10 +397,10 @@ impl Store {
             let oldest = self
                 .pending
                 .iter()
-                .filter_map(|(id, s)| s.first().map(|(t, _)| (*t, *id)))
+                .filter_map(|(name, s)| s.first().map(|(t, _)| (*t, name.clone())))
                 .min();
-            let Some((_, id)) = oldest else { break };
-            if let Some(samples) = self.pending.get_mut(&id) {
+            let Some((_, name)) = oldest else { break };
+            if let Some(samples) = self.pending.get_mut(&name) {
                 samples.remove(0);
                 excess -= 1;
                 self.dropped += 1;

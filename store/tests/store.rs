@@ -58,10 +58,8 @@ fn samples_energy_and_events_round_trip_and_survive_a_reopen() {
             import: MilliWattHours(import),
             export: MilliWattHours(0),
         };
-        store.record(at, "house", p, energy).unwrap();
-        store
-            .record(at, "pv", MilliWatts(-i * 1000), Energy::default())
-            .unwrap();
+        store.record(at, "house", p, energy);
+        store.record(at, "pv", MilliWatts(-i * 1000), Energy::default());
         expected.push((at, p));
         if i % 60 == 59 {
             let flushed = store.flush().unwrap();
@@ -115,7 +113,7 @@ fn a_counter_that_goes_back_starts_a_new_baseline() {
     };
     for (i, wh) in [100, 110, 5, 12].into_iter().enumerate() {
         let at = Timestamp(MIDNIGHT.0 + i as i64 * 1000);
-        store.record(at, "meter", MilliWatts(1), e(wh)).unwrap();
+        store.record(at, "meter", MilliWatts(1), e(wh));
     }
     store.flush().unwrap();
     let slots = store
@@ -123,6 +121,52 @@ fn a_counter_that_goes_back_starts_a_new_baseline() {
         .unwrap();
     // +10 Wh, then a reset (nothing), then +7 Wh.
     assert_eq!(slots[0].energy.import, MilliWattHours(17_000));
+}
+
+#[test]
+fn history_only_moves_forward_even_across_a_reopen() {
+    let dir = Dir::new("forward");
+    let mut store = Store::open(&dir.db(), RETENTION).unwrap();
+    let at = |s: i64| Timestamp(MIDNIGHT.0 + s * 1000);
+    store.record(at(10), "house", MilliWatts(1), Energy::default());
+    store.flush().unwrap();
+    // A clock stepped back: the older sample is dropped, the stored one stays.
+    store.record(at(5), "house", MilliWatts(2), Energy::default());
+    store.record(at(10), "house", MilliWatts(3), Energy::default());
+    assert_eq!(store.dropped(), 2);
+    store.flush().unwrap();
+    drop(store);
+    let mut store = Store::open(&dir.db(), RETENTION).unwrap();
+    store.record(at(10), "house", MilliWatts(4), Energy::default());
+    store.record(at(11), "house", MilliWatts(5), Energy::default());
+    assert_eq!(store.dropped(), 1);
+    store.flush().unwrap();
+    let samples = store.samples("house", MIDNIGHT, at(100)).unwrap();
+    assert_eq!(samples, [(at(10), MilliWatts(1)), (at(11), MilliWatts(5))]);
+}
+
+#[test]
+fn a_glitched_counter_adds_no_energy() {
+    let dir = Dir::new("glitch");
+    let mut store = Store::open(&dir.db(), RETENTION).unwrap();
+    let e = |wh: u64| Energy {
+        import: MilliWattHours(wh * 1000),
+        export: MilliWattHours(0),
+    };
+    // 3.6 kW for a second is 1 Wh; the meter once reads 0, then its lifetime count again.
+    for (i, wh) in [50_000, 50_001, 0, 50_002, 50_003].into_iter().enumerate() {
+        let at = Timestamp(MIDNIGHT.0 + i as i64 * 1000);
+        store.record(at, "meter", MilliWatts(3_600_000), e(wh));
+    }
+    store.flush().unwrap();
+    let slots = store
+        .energy("meter", MIDNIGHT, Timestamp(MIDNIGHT.0 + SLOT_MS))
+        .unwrap();
+    assert_eq!(
+        slots[0].energy.import,
+        MilliWattHours(2_000),
+        "1 Wh, the glitch, then 1 Wh"
+    );
 }
 
 #[test]
@@ -136,7 +180,7 @@ fn old_samples_are_pruned_and_roll_ups_kept() {
             import: MilliWattHours(d as u64 * 1000),
             export: MilliWattHours(0),
         };
-        store.record(at, "house", MilliWatts(5), energy).unwrap();
+        store.record(at, "house", MilliWatts(5), energy);
         store.flush().unwrap();
     }
     // Seven days before day 9 is day 2: days 0 and 1 go.
@@ -203,9 +247,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing_once_space_returns() {
     let mut full = None;
     for i in 0..200_000i64 {
         let at = Timestamp(MIDNIGHT.0 + i * 1000);
-        store
-            .record(at, "house", load(i), Energy::default())
-            .unwrap();
+        store.record(at, "house", load(i), Energy::default());
         recorded.push((at, load(i)));
         if i % 60 == 59 {
             match store.flush() {
@@ -227,14 +269,12 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing_once_space_returns() {
     let end = Timestamp(MIDNIGHT.0 + 300_000_000);
     let stored = store.samples("house", MIDNIGHT, end).unwrap();
     assert_eq!(stored[..], recorded[..stored.len()]);
-    store
-        .record(
-            Timestamp(end.0 - 1),
-            "house",
-            MilliWatts(1),
-            Energy::default(),
-        )
-        .unwrap();
+    store.record(
+        Timestamp(end.0 - 1),
+        "house",
+        MilliWatts(1),
+        Energy::default(),
+    );
     recorded.push((Timestamp(end.0 - 1), MilliWatts(1)));
 
     std::fs::remove_file(&filler).unwrap();
