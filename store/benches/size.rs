@@ -82,7 +82,7 @@ fn run(hours: i64, flush_every_s: i64) -> Figures {
             } else {
                 e.export = MilliWattHours(e.export.0 + mwh)
             }
-            store.record(at, &loads[0], p, *e).expect("record");
+            store.record(at, &loads[0], p, *e);
         }
         if s % flush_every_s == flush_every_s - 1 {
             store.flush().expect("flush");
