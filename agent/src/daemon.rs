@@ -78,7 +78,10 @@ impl Daemon {
                 .iter()
                 .filter_map(|r| r.flex.clone())
                 .collect();
-            (Controller::new(settings(c), loads), c.grid.clone())
+            (
+                Controller::new(settings(c), loads, clock.now()),
+                c.grid.clone(),
+            )
         });
         Self {
             gateway,
@@ -133,7 +136,11 @@ impl Daemon {
             });
         }
         for command in &commands {
-            self.switch(&command.load, command.state, command.cause.as_str());
+            if !self.switch(&command.load, command.state, command.cause.as_str())
+                && let Some((controller, _)) = &mut self.control
+            {
+                controller.failed(&command.load);
+            }
         }
         if !commands.is_empty() {
             // Show the relays as they are after the switching, read back.
@@ -205,28 +212,21 @@ impl Daemon {
         }
     }
 
-    /// Switches a relay and records it.
-    fn switch(&mut self, relay: &str, state: RelayState, cause: &str) {
-        match self.gateway.switch(relay, state) {
-            Ok(()) => self.journal.log(
-                Priority::Info,
-                &format!("relay `{relay}` {state} ({cause})"),
-                &[
-                    ("DAISEE_RELAY", relay),
-                    ("DAISEE_STATE", state.as_str()),
-                    ("DAISEE_CAUSE", cause),
-                ],
-            ),
-            Err(e) => self.journal.log(
-                Priority::Error,
-                &format!("relay `{relay}` did not switch {state}: {e}"),
-                &[
-                    ("DAISEE_RELAY", relay),
-                    ("DAISEE_STATE", state.as_str()),
-                    ("DAISEE_CAUSE", cause),
-                ],
-            ),
+    /// Switches a relay, logs it, and records it in the history if it followed; says whether it
+    /// did.
+    fn switch(&mut self, relay: &str, state: RelayState, cause: &str) -> bool {
+        let fields = [
+            ("DAISEE_RELAY", relay),
+            ("DAISEE_STATE", state.as_str()),
+            ("DAISEE_CAUSE", cause),
+        ];
+        if let Err(e) = self.gateway.switch(relay, state) {
+            let message = format!("relay `{relay}` did not switch {state}: {e}");
+            self.journal.log(Priority::Error, &message, &fields);
+            return false;
         }
+        let message = format!("relay `{relay}` {state} ({cause})");
+        self.journal.log(Priority::Info, &message, &fields);
         if let Some(store) = self.history.as_mut().and_then(|h| h.store.as_mut()) {
             store.record_relay(RelayEvent {
                 at: self.clock.now(),
@@ -235,6 +235,7 @@ impl Daemon {
                 cause: cause.to_owned(),
             });
         }
+        true
     }
 
     /// Writes what is buffered, for a clean stop.

@@ -201,8 +201,19 @@ fn journald_gets_entries_with_fields() {
     let dir = Dir::new("journal");
     let socket_path = dir.0.join("journal.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
+    // A boiler with room under the limit and no minimum off time: on at the first poll.
+    let config = dir.0.join("agent.toml");
+    std::fs::write(
+        &config,
+        "[sim]\n[[sim.load]]\nname = \"house\"\nprofile = \"constant\"\npower_w = 500\n\n\
+         [[sensor]]\nname = \"grid\"\nbackend = \"sim\"\nloads = [\"house\"]\n\n\
+         [control]\ngrid = \"grid\"\nimport_limit_w = 6000\n\n\
+         [[relay]]\nname = \"boiler\"\nbackend = \"sim\"\nsafe_state = \"off\"\nnominal_w = 2000\nmin_off_s = 0\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
-        .args(["--polls", "2", "--dbus", "none"])
+        .args(["--polls", "2", "--dbus", "none", "--config"])
+        .arg(&config)
         .env("DAISEE_JOURNAL_SOCKET", &socket_path)
         .stdout(Stdio::null())
         .output()
@@ -214,13 +225,12 @@ fn journald_gets_entries_with_fields() {
     while let Ok(n) = socket.recv(&mut buf) {
         entries.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    // The demo's charger goes on at the first poll: an entry journalctl can find by relay.
     let switched = entries
         .iter()
-        .find(|e| e.contains("DAISEE_RELAY=ev_charger\n"))
+        .find(|e| e.contains("DAISEE_RELAY=boiler\n"))
         .unwrap_or_else(|| panic!("{entries:?}"));
     for field in [
-        "MESSAGE=relay `ev_charger` on (automatic)\n",
+        "MESSAGE=relay `boiler` on (automatic)\n",
         "PRIORITY=6\n",
         "SYSLOG_IDENTIFIER=daisee-agent\n",
         "DAISEE_STATE=on\n",
@@ -229,7 +239,7 @@ fn journald_gets_entries_with_fields() {
         assert!(switched.contains(field), "{field:?} in {switched:?}");
     }
     // And not on stderr as well.
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("relay `ev_charger` on"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("relay `boiler` on"));
 }
 
 #[test]

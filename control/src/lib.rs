@@ -132,12 +132,13 @@ struct Wish {
 }
 
 impl Controller {
-    /// A controller for `loads`, whose relays are in their safe states (as the agent starts them).
-    pub fn new(settings: Settings, loads: Vec<FlexLoad>) -> Self {
+    /// A controller for `loads`, whose relays were put in their safe states at `start` (as the
+    /// agent starts them).
+    pub fn new(settings: Settings, loads: Vec<FlexLoad>, start: Timestamp) -> Self {
         let loads = loads
             .into_iter()
             .map(|load| Controlled {
-                switching: Switching::new(load.safe),
+                switching: Switching::new(load.safe, start),
                 load,
                 manual: None,
                 shed: false,
@@ -195,6 +196,14 @@ impl Controller {
         grid.is_none_or(|(at, _)| {
             now.millis_since(at) > self.settings.stale_after.as_millis() as i64
         })
+    }
+
+    /// A switch that [`Controller::tick`] asked for did not happen (the relay did not follow):
+    /// the load is back in its state before it, and the next tick tries again.
+    pub fn failed(&mut self, load: &str) {
+        if let Some(c) = self.loads.iter_mut().find(|c| c.load.name == load) {
+            c.switching.undo();
+        }
     }
 
     /// The state each load is in, as commanded.
@@ -274,18 +283,28 @@ impl Controller {
             .allocation
             .filter(|a| (a.slot..a.slot.plus(a.length)).contains(&now))
         {
-            // The most important loads first, as long as the budget holds them.
+            // Loads that are on and may not go off yet draw what they draw: they use the budget
+            // first. Then the most important loads, as long as the budget holds them.
+            let locked = |c: &Controlled| {
+                c.switching.state() == RelayState::On
+                    && !c.switching.allows(&c.load, now, RelayState::Off)
+            };
+            let mut used = MilliWatts(0);
+            for (c, w) in self.loads.iter().zip(&wishes) {
+                if !w.forced && w.state == RelayState::On && locked(c) {
+                    used = used + c.load.nominal;
+                }
+            }
             let mut order: Vec<usize> = (0..self.loads.len()).collect();
             order.sort_by_key(|&i| std::cmp::Reverse(self.loads[i].load.priority));
-            let mut used = MilliWatts(0);
             for i in order {
                 let w = &mut wishes[i];
-                if w.forced || w.state == RelayState::Off {
+                let c = &self.loads[i];
+                if w.forced || w.state == RelayState::Off || locked(c) {
                     continue;
                 }
-                let nominal = self.loads[i].load.nominal;
-                if used.0 + nominal.0 <= a.budget.0 {
-                    used = used + nominal;
+                if used.0 + c.load.nominal.0 <= a.budget.0 {
+                    used = used + c.load.nominal;
                 } else {
                     w.state = RelayState::Off;
                     w.cause = Cause::Allocation;
@@ -329,7 +348,17 @@ impl Controller {
                 })
                 .collect();
             running.sort_by_key(|&i| self.loads[i].load.priority);
+            // Loads going off this tick anyway (a schedule ending, the allocation) count first.
             let mut excess = grid.0 - limit.limit.0;
+            for &i in &running {
+                if wishes[i].state == RelayState::Off {
+                    excess -= self.loads[i].load.nominal.0;
+                }
+            }
+            let running: Vec<usize> = running
+                .into_iter()
+                .filter(|&i| wishes[i].state == RelayState::On)
+                .collect();
             for i in running {
                 if excess <= 0 {
                     break;

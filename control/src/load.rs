@@ -43,17 +43,22 @@ impl FlexLoad {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Switching {
     state: RelayState,
-    since: Option<Timestamp>,
+    since: Timestamp,
     recent: VecDeque<Timestamp>,
+    /// The state and its start before the last switch, to take a failed switch back.
+    before: Option<(RelayState, Timestamp)>,
 }
 
 impl Switching {
-    /// A load in `state` with no history (the agent just started it in its safe state).
-    pub fn new(state: RelayState) -> Self {
+    /// A load put in `state` at `since` (the agent starts every relay in its safe state, and that
+    /// counts: an agent restarting in a loop must not switch a compressor faster than its minimum
+    /// times allow).
+    pub fn new(state: RelayState, since: Timestamp) -> Self {
         Self {
             state,
-            since: None,
+            since,
             recent: VecDeque::new(),
+            before: None,
         }
     }
 
@@ -71,9 +76,11 @@ impl Switching {
             RelayState::On => load.min_on,
             RelayState::Off => load.min_off,
         };
-        let long_enough = self
-            .since
-            .is_none_or(|since| now.millis_since(since) >= held.as_millis() as i64);
+        let held = i64::try_from(held.as_millis()).unwrap_or(i64::MAX);
+        // A clock stepped back makes the time in this state unknown: better to allow a switch
+        // than to block shedding until the clock catches up.
+        let elapsed = now.millis_since(self.since);
+        let long_enough = elapsed < 0 || elapsed >= held;
         let hour_ago = now.0 - 3_600_000;
         let in_last_hour = self.recent.iter().filter(|t| t.0 > hour_ago).count();
         long_enough && in_last_hour < load.max_switches_per_hour as usize
@@ -81,8 +88,9 @@ impl Switching {
 
     /// Records a switch to `to` at `now`.
     pub fn record(&mut self, now: Timestamp, to: RelayState) {
+        self.before = Some((self.state, self.since));
         self.state = to;
-        self.since = Some(now);
+        self.since = now;
         self.recent.push_back(now);
         while self
             .recent
@@ -90,6 +98,15 @@ impl Switching {
             .is_some_and(|t| t.0 <= now.0 - 3_600_000)
         {
             self.recent.pop_front();
+        }
+    }
+
+    /// Takes the last switch back: the relay did not follow. It still counts against the
+    /// switches per hour (the attempt wore the contact as much as a switch).
+    pub fn undo(&mut self) {
+        if let Some((state, since)) = self.before.take() {
+            self.state = state;
+            self.since = since;
         }
     }
 }

@@ -55,7 +55,7 @@ fn at(s: i64) -> Timestamp {
 
 /// A controller whose loads have started: everything that may run is on, from 0 s.
 fn started(limit_kw: f64) -> Controller {
-    let mut c = Controller::new(settings(limit_kw), loads());
+    let mut c = Controller::new(settings(limit_kw), loads(), at(-3600));
     for s in 0..4 {
         c.tick(at(s), Some((at(s), MilliWatts(0))));
     }
@@ -68,7 +68,7 @@ fn switched<'a>(commands: &'a [Command], name: &str) -> Option<&'a Command> {
 
 #[test]
 fn above_the_limit_the_lowest_priority_load_goes_within_one_tick() {
-    let mut c = Controller::new(settings(8.0), loads());
+    let mut c = Controller::new(settings(8.0), loads(), at(-3600));
     // Everything that may run switches on, one per tick, while there is room.
     for s in 0..4 {
         c.tick(at(s), Some((at(s), MilliWatts(0))));
@@ -196,7 +196,7 @@ fn a_noisy_day_keeps_every_limit_and_sheds_at_once() {
     let house = vec!["house".to_owned()];
     let loads = loads();
     let limit = MilliWatts(7_000_000);
-    let mut c = Controller::new(settings(7.0), loads.clone());
+    let mut c = Controller::new(settings(7.0), loads.clone(), at(-3600));
     let mut log = Log::default();
     let (mut sheds, mut restores, mut breaches) = (0, 0, 0);
     for t in 0..86_400 {
@@ -244,10 +244,77 @@ fn a_noisy_day_keeps_every_limit_and_sheds_at_once() {
 }
 
 #[test]
+fn minimum_times_hold_from_the_start_and_a_failed_switch_is_tried_again() {
+    // Started a minute ago with every relay in its safe state (off): the loads' minimum off
+    // times (5 and 15 min) count from then, across a restart.
+    let mut c = Controller::new(settings(8.0), loads(), at(-60));
+    assert!(c.tick(at(0), Some((at(0), MilliWatts(0)))).is_empty());
+    let on = c.tick(at(240), Some((at(240), MilliWatts(0))));
+    assert_eq!(
+        on.iter().map(|c| c.load.as_str()).collect::<Vec<_>>(),
+        ["heat_pump"]
+    );
+    // The heat pump's relay did not follow: it is off again, and asked again next tick.
+    c.failed("heat_pump");
+    let again = c.tick(at(241), Some((at(241), MilliWatts(0))));
+    assert_eq!(switched(&again, "heat_pump").unwrap().state, RelayState::On);
+}
+
+#[test]
+fn an_allocation_counts_loads_that_cannot_go_off_yet() {
+    let mut c = started(100.0);
+    // Six minutes in, the heat pump (10 min) and the charger (15 min) must stay on: 5.7 kW, more
+    // than a 4.6 kW budget already. The water heater (5 min) may go, and must, though by
+    // priority alone it would fit before the charger.
+    c.set_allocation(Some(Allocation {
+        slot: at(360),
+        length: Duration::from_secs(900),
+        budget: MilliWatts(4_600_000),
+    }));
+    let commands = c.tick(at(360), Some((at(360), MilliWatts(0))));
+    assert_eq!(
+        commands,
+        [Command {
+            load: "water_heater".into(),
+            state: RelayState::Off,
+            cause: Cause::Allocation
+        }]
+    );
+}
+
+#[test]
+fn loads_going_off_anyway_count_against_the_excess() {
+    let mut c = started(8.0);
+    // The water heater (2.5 kW) leaves at its schedule's end in the same tick the import is
+    // 2 kW over: that covers the excess, and nothing else is shed.
+    let mut loads = loads();
+    loads[1].schedule = vec!["00:00-01:00".parse().unwrap()];
+    let mut c2 = Controller::new(settings(8.0), loads, at(-3600));
+    for s in 0..4 {
+        c2.tick(at(s), Some((at(s), MilliWatts(0))));
+    }
+    let commands = c2.tick(at(3600), Some((at(3600), MilliWatts(10_000_000))));
+    assert_eq!(
+        commands,
+        [Command {
+            load: "water_heater".into(),
+            state: RelayState::Off,
+            cause: Cause::Schedule
+        }]
+    );
+    // Without the schedule the charger, lowest priority, goes instead.
+    let commands = c.tick(at(3600), Some((at(3600), MilliWatts(10_000_000))));
+    assert_eq!(
+        switched(&commands, "ev_charger").unwrap().cause,
+        Cause::ImportLimit
+    );
+}
+
+#[test]
 fn stale_measurements_put_every_load_in_its_safe_state_at_once() {
     let mut loads = loads();
     loads[0].safe = RelayState::On;
-    let mut c = Controller::new(settings(8.0), loads);
+    let mut c = Controller::new(settings(8.0), loads, at(-3600));
     c.tick(at(0), Some((at(0), MilliWatts(0))));
     c.tick(at(1), Some((at(1), MilliWatts(0))));
     c.tick(at(2), Some((at(2), MilliWatts(0))));
@@ -287,7 +354,7 @@ fn an_override_wins_until_released() {
         RelayState::Off
     );
     assert!(switched(&commands, "ev_charger").is_none());
-    // Switched off by hand, even inside its minimum on time... and kept off over stale data.
+    // Switched off by hand, even inside its minimum on time.
     c.set_override("ev_charger", Some(RelayState::Off));
     let commands = c.tick(at(t + 1), Some((at(t + 1), MilliWatts(0))));
     assert_eq!(
@@ -306,7 +373,7 @@ fn an_override_wins_until_released() {
 
 #[test]
 fn an_allocation_caps_the_flexible_loads_in_its_slot() {
-    let mut c = Controller::new(settings(100.0), loads());
+    let mut c = Controller::new(settings(100.0), loads(), at(-3600));
     c.set_allocation(Some(Allocation {
         slot: at(0),
         length: Duration::from_secs(900),
