@@ -7,7 +7,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use daisee_control::{Controller, Settings};
-use daisee_hal::{Clock, RelayState};
+use daisee_hal::{Clock, MilliWatts, RelayState, Timestamp};
 use daisee_store::{RelayEvent, Retention, Store};
 use tokio::sync::watch;
 
@@ -39,6 +39,9 @@ pub struct Daemon {
     gateway: Gateway,
     clock: Arc<dyn Clock>,
     control: Option<(Controller, String)>,
+    /// The grid channel's latest good reading and when it was measured: a failed poll leaves it
+    /// to age until it is stale, rather than make it stale at once.
+    last_grid: Option<(Timestamp, MilliWatts)>,
     history: Option<History>,
     notifier: Option<Notifier>,
     journal: Journal,
@@ -90,6 +93,7 @@ impl Daemon {
             history,
             notifier,
             journal,
+            last_grid: None,
             ready: false,
             requests: None,
             snapshots: None,
@@ -122,12 +126,15 @@ impl Daemon {
         let mut snapshot = self.gateway.poll();
         let mut commands = Vec::new();
         if let Some((controller, grid)) = &mut self.control {
-            let reading = snapshot
+            let fresh = snapshot
                 .channels
                 .iter()
                 .find(|c| &*c.name == grid.as_str())
-                .and_then(|c| c.reading.as_ref().ok())
-                .map(|r| (snapshot.at, r.power));
+                .and_then(|c| Some((c.read_at?, c.reading.as_ref().ok()?.power)));
+            if fresh.is_some() {
+                self.last_grid = fresh;
+            }
+            let reading = self.last_grid;
             commands = controller.tick(snapshot.at, reading);
             snapshot.control = Some(ControlStatus {
                 grid: reading.map(|(_, p)| p),

@@ -178,7 +178,7 @@ async fn publish(conn: &Connection, s: &Snapshot) -> zbus::Result<()> {
         let iface = server
             .interface::<_, MeterObject>(meter_path(&c.name))
             .await?;
-        let changed = iface.get_mut().await.update(c, s.at);
+        let changed = iface.get_mut().await.update(c);
         emit(iface.signal_emitter(), "org.daisee.Gateway1.Meter", changed).await?;
     }
     for r in &s.relays {
@@ -367,7 +367,7 @@ struct MeterObject {
 }
 
 impl MeterObject {
-    fn update(&mut self, c: &ChannelState, at: Timestamp) -> Changes {
+    fn update(&mut self, c: &ChannelState) -> Changes {
         let mut changed = Changes::default();
         changed.set("Device", &mut self.device, c.device.to_owned());
         changed.set("Online", &mut self.online, c.reading.is_ok());
@@ -390,7 +390,7 @@ impl MeterObject {
                 r.voltage.map_or(0, |v| i64::from(v.0)),
             );
             changed.set("Current", &mut self.current, r.current.map_or(0, |a| a.0));
-            changed.set("UpdatedAt", &mut self.updated, at.0);
+            changed.set("UpdatedAt", &mut self.updated, c.read_at.map_or(0, |t| t.0));
         }
         changed
     }

@@ -70,6 +70,9 @@ pub struct ChannelState {
     pub device: &'static str,
     /// This poll's reading, or why there is none.
     pub reading: Result<MeterReading, Fault>,
+    /// When the reading was measured: this poll for a sensor, its bus's last round for a Modbus
+    /// meter (which may be older when the bus is slow).
+    pub read_at: Option<Timestamp>,
     /// Energy counted so far (kept while the device is offline).
     pub energy: Energy,
 }
@@ -301,6 +304,7 @@ impl Gateway {
                 ChannelState {
                     name: Arc::clone(&c.name),
                     device: c.device,
+                    read_at: reading.is_ok().then_some(at),
                     reading,
                     energy: c.energy,
                 }

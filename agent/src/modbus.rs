@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use daisee_hal::sim::Site;
-use daisee_hal::{Clock, Energy, EnergyIntegrator, ErrorKind, MeterReading};
+use daisee_hal::{Clock, Energy, EnergyIntegrator, ErrorKind, MeterReading, Timestamp};
 use daisee_modbus::bus::{Bus, Endpoint};
 use daisee_modbus::device::{Backoff, Device, Map, Poller};
 use daisee_modbus::profile::Profile;
@@ -29,6 +29,7 @@ struct Slot {
     name: Arc<str>,
     device: &'static str,
     reading: Result<MeterReading, Fault>,
+    read_at: Option<Timestamp>,
     energy: Energy,
     integrator: EnergyIntegrator,
 }
@@ -134,6 +135,7 @@ impl ModbusMeters {
                         kind: ErrorKind::NotResponding,
                         message: "not read yet".into(),
                     }),
+                    read_at: None,
                     energy: Energy::default(),
                     integrator: EnergyIntegrator::new(max_gap),
                 });
@@ -174,6 +176,7 @@ impl ModbusMeters {
                 name: Arc::clone(&s.name),
                 device: s.device,
                 reading: s.reading.clone(),
+                read_at: s.read_at,
                 energy: s.energy,
             })
             .collect()
@@ -229,6 +232,7 @@ async fn run(
                     message: "the device gave no power value".into(),
                 })
             });
+            slot.read_at = slot.reading.is_ok().then_some(at);
             if let Ok(r) = &slot.reading {
                 slot.integrator.add(at, r.power);
                 // The device's own counters where it has them; its power, counted here, where not.
