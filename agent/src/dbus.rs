@@ -11,12 +11,12 @@ use std::sync::mpsc::Sender;
 
 use daisee_hal::{RelayState, Timestamp};
 use daisee_store::{Retention, Store};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::Value;
 use zbus::{Connection, interface};
 
-use crate::config::{ChangeError, Config, ConfigFile};
+use crate::config::{Change, ChangeError, Config, ConfigFile};
 use crate::gateway::{ChannelState, RelayMode, RelayStatus, Snapshot};
 
 /// The bus name the agent owns.
@@ -112,7 +112,7 @@ pub async fn serve(
         name: config.name.clone(),
         revision: file.revision(),
     };
-    let file = Arc::new(Mutex::new(file));
+    let file = Arc::new(std::sync::Mutex::new(file));
     let conn = builder
         .name(NAME)?
         .serve_at(ROOT, zbus::fdo::ObjectManager)?
@@ -282,24 +282,44 @@ impl GatewayObject {
 
 /// The configuration.
 struct ConfigObject {
-    file: Arc<Mutex<ConfigFile>>,
+    file: Arc<std::sync::Mutex<ConfigFile>>,
     requests: Sender<Request>,
 }
 
 impl ConfigObject {
-    async fn changed(
+    fn file(&self) -> std::sync::MutexGuard<'_, ConfigFile> {
+        // A panic mid-change left the file as it was on disk: the last good state.
+        self.file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes a change off the runtime's thread (it fsyncs), hands what applies at once to the
+    /// main loop while still holding the file (so changes reach it in the order they were made),
+    /// and signals the new revision.
+    async fn change(
         &self,
-        result: Result<crate::config::Change, ChangeError>,
+        edit: impl FnOnce(&mut ConfigFile) -> Result<Change, ChangeError> + Send + 'static,
         emitter: SignalEmitter<'_>,
     ) -> Result<(u64, bool), Error> {
-        let change = result.map_err(|e| match e {
+        let (file, requests) = (Arc::clone(&self.file), self.requests.clone());
+        let change = tokio::task::spawn_blocking(move || {
+            let mut file = file
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let change = edit(&mut file)?;
+            if !change.restart {
+                // The main loop is gone only when the agent stops; nothing to apply then.
+                let _ = requests.send(Request::Apply(Box::new(change.config.clone())));
+            }
+            Ok(change)
+        })
+        .await
+        .map_err(|e| Error::ConfigNotWritten(e.to_string()))?
+        .map_err(|e| match e {
             ChangeError::Invalid(e) => Error::InvalidConfig(e.to_string()),
             other => Error::ConfigNotWritten(other.to_string()),
         })?;
-        if !change.restart {
-            // The main loop is gone only when the agent stops; nothing to apply then.
-            let _ = self.requests.send(Request::Apply(Box::new(change.config)));
-        }
         self.revision_changed(&emitter).await?;
         Ok((change.revision, change.restart))
     }
@@ -308,8 +328,8 @@ impl ConfigObject {
 #[interface(name = "org.daisee.Gateway1.Config")]
 impl ConfigObject {
     /// The whole configuration, as TOML.
-    async fn get(&self) -> String {
-        self.file.lock().await.text().to_owned()
+    fn get(&self) -> String {
+        self.file().text().to_owned()
     }
 
     /// Replaces the whole configuration: validated first (an invalid one changes nothing and the
@@ -320,15 +340,12 @@ impl ConfigObject {
         toml: String,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(u64, bool), Error> {
-        let result = self.file.lock().await.set(&toml);
-        self.changed(result, emitter).await
+        self.change(move |f| f.set(&toml), emitter).await
     }
 
     /// One key (`control.import_limit_w`, `relay[1].priority`), as TOML.
-    async fn get_key(&self, key: String) -> Result<String, Error> {
-        self.file
-            .lock()
-            .await
+    fn get_key(&self, key: String) -> Result<String, Error> {
+        self.file()
             .get(&key)
             .map_err(|e| Error::NotFound(e.to_string()))
     }
@@ -340,14 +357,13 @@ impl ConfigObject {
         value: String,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(u64, bool), Error> {
-        let result = self.file.lock().await.set_key(&key, &value);
-        self.changed(result, emitter).await
+        self.change(move |f| f.set_key(&key, &value), emitter).await
     }
 
     /// The revision on disk; it grows with every change made over D-Bus.
     #[zbus(property)]
-    async fn revision(&self) -> u64 {
-        self.file.lock().await.revision()
+    fn revision(&self) -> u64 {
+        self.file().revision()
     }
 }
 

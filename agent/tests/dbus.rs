@@ -433,6 +433,34 @@ async fn configuration_round_trip_and_refusal() {
     )
     .await;
     assert_eq!(limit, 7_000_000);
+    // A second change, to a file that now has the revision line: applied at once too.
+    let (revision, restart): (u64, bool) = call(
+        &conn,
+        path,
+        iface,
+        "SetKey",
+        &("control.import_limit_w", "7200"),
+    )
+    .await
+    .unwrap();
+    assert_eq!((revision, restart), (2, false));
+    let limit: i64 = eventually(
+        async || {
+            property(
+                &conn,
+                controller,
+                "org.daisee.Gateway1.Controller",
+                "ImportLimit",
+            )
+            .await
+            .try_into()
+            .unwrap()
+        },
+        |l| *l == 7_200_000,
+    )
+    .await;
+    assert_eq!(limit, 7_200_000);
+    let on_disk = std::fs::read_to_string(&s.config).unwrap();
 
     // Refused, with the key named; nothing changed on disk or in memory.
     let refused = call::<(u64, bool)>(
@@ -455,7 +483,7 @@ async fn configuration_round_trip_and_refusal() {
         .await
         .try_into()
         .unwrap();
-    assert_eq!(revision, 1);
+    assert_eq!(revision, 2);
     let after: String = call(&conn, path, iface, "Get", &()).await.unwrap();
     assert_eq!(after, on_disk);
     let broken = call::<(u64, bool)>(&conn, path, iface, "Set", &("[gateway\n",))

@@ -102,8 +102,9 @@ impl ConfigFile {
 
     /// Replaces the whole TOML.
     pub fn set(&mut self, text: &str) -> Result<Change, ChangeError> {
-        let config = Config::parse(text).map_err(ChangeError::Invalid)?;
-        self.commit(text, config)
+        // Validated as given, so that errors name the caller's lines.
+        Config::parse(text).map_err(ChangeError::Invalid)?;
+        self.commit(text)
     }
 
     /// Sets one key to `value`, a TOML value (`7000`, `"on"`, `["08:00-12:00"]`), keeping the
@@ -122,8 +123,8 @@ impl ConfigFile {
             .ok_or_else(|| invalid(key, "no such table"))?;
         table.insert(last, Item::Value(value));
         let text = doc.to_string();
-        let config = Config::parse(&text).map_err(ChangeError::Invalid)?;
-        self.commit(&text, config)
+        Config::parse(&text).map_err(ChangeError::Invalid)?;
+        self.commit(&text)
     }
 
     fn document(&self) -> Result<DocumentMut, ChangeError> {
@@ -132,8 +133,8 @@ impl ConfigFile {
             .map_err(|e: toml_edit::TomlError| invalid("", &e.to_string()))
     }
 
-    /// Writes `text` as the next revision and makes `config` the one in force.
-    fn commit(&mut self, text: &str, config: Config) -> Result<Change, ChangeError> {
+    /// Writes valid `text` as the next revision and makes it the configuration in force.
+    fn commit(&mut self, text: &str) -> Result<Change, ChangeError> {
         let path = self.path.clone().ok_or(ChangeError::BuiltIn)?;
         let revision = self.revision + 1;
         let body = match text.lines().next() {
@@ -143,11 +144,14 @@ impl ConfigFile {
             _ => text,
         };
         let text = format!("{REVISION_PREFIX}{revision} (written by daisee-agent)\n{body}");
+        // The configuration as the file now has it (the header moves every line down one).
+        let config = Config::parse(&text).map_err(ChangeError::Invalid)?;
         write_atomically(&path, &text).map_err(|source| ChangeError::Write {
             path: path.display().to_string(),
             source,
         })?;
-        let restart = without_hot_parts(&self.config) != without_hot_parts(&config);
+        let restart = self.config.control.is_some() != config.control.is_some()
+            || devices(&self.config) != devices(&config);
         self.text = text;
         self.config = config.clone();
         self.revision = revision;
@@ -159,13 +163,16 @@ impl ConfigFile {
     }
 }
 
-/// The configuration without what applies at once ([control]), to see whether a change needs a
-/// restart.
-fn without_hot_parts(config: &Config) -> Config {
-    Config {
-        control: None,
-        ..config.clone()
-    }
+/// The configuration without what applies at once (the settings in [control]) and without where
+/// things are in the file: what a change must leave alone to apply without a restart.
+fn devices(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.control = None;
+    c.sensors.iter_mut().for_each(|s| s.line = 0);
+    c.relays.iter_mut().for_each(|r| r.line = 0);
+    c.meters.iter_mut().for_each(|m| m.line = 0);
+    c.buses.iter_mut().for_each(|b| b.line = 0);
+    c
 }
 
 fn invalid(key: &str, message: &str) -> ChangeError {
@@ -265,15 +272,24 @@ mod tests {
             "{on_disk}"
         );
         assert!(on_disk.contains("import_limit_w = 7000"), "{on_disk}");
+        // A second hot change, and one that adds a line: still no restart.
+        let change = f.set_key("control.import_limit_w", "7500").unwrap();
+        assert!(
+            !change.restart,
+            "the revision line moved nothing that matters"
+        );
+        let change = f.set_key("control.hysteresis_w", "300").unwrap();
+        assert!(!change.restart);
+        assert_eq!(change.revision, 3);
         let change = f.set_key("relay[1].priority", "3").unwrap();
-        assert_eq!(change.revision, 2);
+        assert_eq!(change.revision, 4);
         assert!(change.restart, "a relay's settings need a restart");
         let reread = ConfigFile::new(
             Some(path.clone()),
             std::fs::read_to_string(&path).unwrap(),
             change.config,
         );
-        assert_eq!(reread.revision(), 2);
+        assert_eq!(reread.revision(), 4);
         assert_eq!(reread.get("relay[1].priority").unwrap(), "3");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
