@@ -421,6 +421,9 @@ impl Config {
             let span = table.span();
             let path = format!("sensor[{i}]");
             let s = table.get_ref();
+            if s.name.trim().is_empty() {
+                return Err(at.error(&span, path, "name", "must not be empty"));
+            }
             if !names.insert(s.name.clone()) {
                 return Err(at.error(&span, path, "name", format!("`{}` is used twice", s.name)));
             }
@@ -451,6 +454,9 @@ impl Config {
             let span = table.span();
             let path = format!("relay[{i}]");
             let r = table.get_ref();
+            if r.name.trim().is_empty() {
+                return Err(at.error(&span, path, "name", "must not be empty"));
+            }
             if !relay_names.insert(r.name.clone()) {
                 return Err(at.error(&span, path, "name", format!("`{}` is used twice", r.name)));
             }
@@ -537,6 +543,22 @@ impl Config {
             .as_ref()
             .map(|t| control::control(&at, t, &channels, poll_interval_ms))
             .transpose()?;
+        // A load bigger than the room the limit leaves would never be switched on.
+        if let Some(limit) = control.as_ref().and_then(|c| c.import_limit) {
+            let room = limit.limit.0 - limit.hysteresis.0;
+            if let Some(r) = relays
+                .iter()
+                .find(|r| r.flex.as_ref().is_some_and(|f| f.nominal.0 > room))
+            {
+                return Err(ConfigError {
+                    line: Some(r.line),
+                    key: Some(format!("relay `{}`.nominal_w", r.name)),
+                    message:
+                        "more than import_limit_w - hysteresis_w: it would never be switched on"
+                            .into(),
+                });
+            }
+        }
         if control.is_none()
             && let Some(r) = relays.iter().find(|r| r.flex.is_some())
         {

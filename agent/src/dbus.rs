@@ -66,12 +66,16 @@ pub enum Error {
     History(String),
 }
 
-/// A D-Bus object path segment for a name: letters, digits and `_` kept, anything else `_XX`.
+/// A D-Bus object path segment for a name, escaped as systemd escapes unit names on the bus:
+/// letters and digits kept, every other byte `_XX` (so `heat-pump` is `heat_2dpump` and
+/// `rooftop_pv` is `rooftop_5fpv`); different names never share a path. An empty name is `_`.
 pub fn path_segment(name: &str) -> String {
+    if name.is_empty() {
+        return "_".into();
+    }
     name.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
-            _ if b == b'_' => "_".into(),
             _ => format!("_{b:02x}"),
         })
         .collect()
@@ -125,7 +129,13 @@ pub async fn serve(
             },
         )?
         .serve_at(format!("{ROOT}/Controller"), ControllerObject::default())?
-        .serve_at(format!("{ROOT}/History"), HistoryObject { path: history })?
+        .serve_at(
+            format!("{ROOT}/History"),
+            HistoryObject {
+                path: history,
+                one_at_a_time: tokio::sync::Semaphore::new(1),
+            },
+        )?
         .build()
         .await?;
     let server = conn.object_server();
@@ -605,6 +615,22 @@ impl ControllerObject {
 /// The history.
 struct HistoryObject {
     path: Option<PathBuf>,
+    /// One query at a time: anyone may ask, and each reads the SD card.
+    one_at_a_time: tokio::sync::Semaphore,
+}
+
+/// The longest span one call returns: a month of samples, ten years of 15-minute energy.
+const MAX_SAMPLES_SPAN_MS: i64 = 31 * 86_400_000;
+const MAX_ENERGY_SPAN_MS: i64 = 3653 * 86_400_000;
+
+fn span(from: i64, to: i64, max: i64) -> Result<(), Error> {
+    match to.checked_sub(from) {
+        Some(ms) if (0..=max).contains(&ms) => Ok(()),
+        _ => Err(Error::History(format!(
+            "from {from} to {to}: ask for at most {} days at a time, `from` before `to`",
+            max / 86_400_000
+        ))),
+    }
 }
 
 impl HistoryObject {
@@ -621,6 +647,11 @@ impl HistoryObject {
             samples: std::time::Duration::MAX,
             max_pending: 0,
         };
+        let _turn = self
+            .one_at_a_time
+            .acquire()
+            .await
+            .map_err(|e| Error::History(e.to_string()))?;
         tokio::task::spawn_blocking(move || query(&Store::open(&path, retention)?))
             .await
             .map_err(|e| Error::History(e.to_string()))?
@@ -630,21 +661,25 @@ impl HistoryObject {
 
 #[interface(name = "org.daisee.Gateway1.History")]
 impl HistoryObject {
-    /// The samples of a channel from `from` to `to` (ms since 1970, `to` excluded): (time, mW).
+    /// The samples of a channel from `from` to `to` (ms since 1970, `to` excluded, at most 31
+    /// days): (time, mW).
     async fn samples(&self, channel: String, from: i64, to: i64) -> Result<Vec<(i64, i64)>, Error> {
+        span(from, to, MAX_SAMPLES_SPAN_MS)?;
         let samples = self
             .query(move |store| store.samples(&channel, Timestamp(from), Timestamp(to)))
             .await?;
         Ok(samples.into_iter().map(|(t, p)| (t.0, p.0)).collect())
     }
 
-    /// The 15-minute energy slots of a channel: (slot start, mWh imported, mWh exported).
+    /// The 15-minute energy slots of a channel (at most ten years a call): (slot start, mWh
+    /// imported, mWh exported).
     async fn energy(
         &self,
         channel: String,
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, u64, u64)>, Error> {
+        span(from, to, MAX_ENERGY_SPAN_MS)?;
         let slots = self
             .query(move |store| store.energy(&channel, Timestamp(from), Timestamp(to)))
             .await?;

@@ -27,12 +27,12 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// journald's socket when systemd runs the agent (`DAISEE_JOURNAL_SOCKET` names another, for
-    /// tests), stderr otherwise.
+    /// journald's socket when systemd connected stderr to the journal (`DAISEE_JOURNAL_SOCKET`
+    /// names another, for tests), stderr otherwise.
     pub fn from_env() -> Self {
         let path = match std::env::var_os("DAISEE_JOURNAL_SOCKET") {
             Some(path) => Some(PathBuf::from(path)),
-            None => std::env::var_os("JOURNAL_STREAM").map(|_| PathBuf::from(JOURNAL_SOCKET)),
+            None => stderr_is_the_journal().then(|| PathBuf::from(JOURNAL_SOCKET)),
         };
         let native = path.and_then(|p| UnixDatagram::unbound().ok().map(|s| (s, p)));
         Self { native }
@@ -54,6 +54,23 @@ impl Journal {
         }
         eprintln!("daisee-agent: {message}");
     }
+}
+
+/// Whether stderr is the stream systemd connected to the journal: `JOURNAL_STREAM` holds its
+/// device and inode, and a child whose stderr was redirected inherits the variable but not the
+/// stream.
+fn stderr_is_the_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.split_once(':') else {
+        return false;
+    };
+    let Ok(stderr) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(stderr.dev()) && ino.parse() == Ok(stderr.ino())
 }
 
 /// One field in the native protocol: `NAME=value\n`, or for a value with a newline, the name, a

@@ -56,6 +56,9 @@ fn start(config: &Path) -> (Child, impl Iterator<Item = String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
         .arg("--config")
         .arg(config)
+        .args(["--dbus", "none"])
+        // Inherited from a journald-logged parent but not its stderr: the lines stay on stderr.
+        .env("JOURNAL_STREAM", "1:1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -171,8 +174,11 @@ fn systemd_hears_ready_then_the_watchdog_then_stopping() {
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    let demo = dir.0.join("demo.toml");
+    std::fs::write(&demo, daisee_agent::config::DEMO).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
-        .args(["--polls", "3"])
+        .args(["--polls", "3", "--dbus", "none", "--config"])
+        .arg(&demo)
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "30000000")
         .stdout(Stdio::null())

@@ -620,7 +620,7 @@ async fn daiseectl_reads_switches_configures_and_exports() {
     let conn = s.connect().await;
     // Wait for a poll and a flush of the history.
     eventually(
-        async || s.daiseectl(&["history", "grid", "0", "9999999999999"]).1,
+        async || s.daiseectl(&["history", "grid"]).1,
         |csv| csv.lines().count() > 3,
     )
     .await;
@@ -675,12 +675,15 @@ async fn daiseectl_reads_switches_configures_and_exports() {
         "{err}"
     );
 
-    let (ok, csv, err) = s.daiseectl(&["history", "grid", "0", "9999999999999"]);
+    let (ok, csv, err) = s.daiseectl(&["history", "grid"]);
     assert!(ok, "{err}");
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("time_ms,power_w"));
     let (_, watts) = lines.next().unwrap().split_once(',').unwrap();
     assert!(watts.parse::<f64>().unwrap() > 1000.0, "{csv}");
+
+    let (ok, _, err) = s.daiseectl(&["history", "grid", "0", "9999999999999"]);
+    assert!(!ok && err.contains("at most 31 days"), "{err}");
 
     let denied = Command::new("setpriv")
         .args([

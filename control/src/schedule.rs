@@ -51,7 +51,8 @@ impl FromStr for Window {
         };
         let (from, to) = s.split_once('-').ok_or_else(bad)?;
         let (from_ms, to_ms) = (time(from).ok_or_else(bad)?, time(to).ok_or_else(bad)?);
-        if from_ms == to_ms {
+        // An empty window (or a whole day written 24:00-00:00): say so rather than never run.
+        if from_ms % DAY_MS == to_ms % DAY_MS {
             return Err(bad());
         }
         Ok(Self {
@@ -86,7 +87,14 @@ mod tests {
 
     #[test]
     fn bad_windows_are_refused() {
-        for bad in ["8-12", "08:00", "25:00-26:00", "08:00-08:00", "08:60-09:00"] {
+        for bad in [
+            "8-12",
+            "08:00",
+            "25:00-26:00",
+            "08:00-08:00",
+            "08:60-09:00",
+            "24:00-00:00",
+        ] {
             assert!(bad.parse::<Window>().is_err(), "{bad}");
         }
     }

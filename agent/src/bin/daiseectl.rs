@@ -22,7 +22,7 @@ usage: daiseectl [--bus system|session|ADDRESS] COMMAND
   config set KEY VALUE           set one key to a TOML value (7000, \"on\", [\"08:00-12:00\"])
   config load FILE               replace the whole configuration with FILE
   history CHANNEL [FROM [TO]]    samples as CSV (time,power_w); FROM and TO in ms since 1970,
-                                 the last hour by default
+                                 the last hour by default, at most 31 days
   energy CHANNEL [FROM [TO]]     15-minute energy as CSV (slot,import_wh,export_wh), the last day
 ";
 

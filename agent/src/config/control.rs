@@ -112,7 +112,21 @@ pub(super) fn control(
         }),
         None => None,
     };
+    if let Some(l) = import_limit
+        && l.hysteresis.0 >= l.limit.0
+    {
+        return Err(err(
+            "hysteresis_w",
+            "must be less than import_limit_w, or no load would ever come back".into(),
+        ));
+    }
     let stale_after = t.stale_after_ms.unwrap_or(3 * poll_interval_ms);
+    if stale_after > 3_600_000 {
+        return Err(err(
+            "stale_after_ms",
+            format!("{stale_after} is more than an hour"),
+        ));
+    }
     if stale_after < poll_interval_ms {
         return Err(err(
             "stale_after_ms",
@@ -167,6 +181,11 @@ pub(super) fn flex_load(
                 .map_err(|e| err("schedule", e.to_string()))
         })
         .collect::<Result<_, _>>()?;
+    for (key, secs) in [("min_on_s", keys.min_on_s), ("min_off_s", keys.min_off_s)] {
+        if secs.is_some_and(|s| s > 86_400) {
+            return Err(err(key, "is more than a day".into()));
+        }
+    }
     let per_hour = keys.max_switches_per_hour.unwrap_or(6);
     if per_hour == 0 {
         return Err(err(
@@ -184,4 +203,46 @@ pub(super) fn flex_load(
         safe,
         schedule,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const BASE: &str = "[sim]\n[[sim.load]]\nname = \"h\"\nprofile = \"constant\"\npower_w = 100\n\n\
+                        [[sensor]]\nname = \"grid\"\nbackend = \"sim\"\nloads = [\"h\"]\n\n\
+                        [control]\ngrid = \"grid\"\nimport_limit_w = 5000\nhysteresis_w = 500\n\n\
+                        [[relay]]\nname = \"boiler\"\nbackend = \"sim\"\nsafe_state = \"off\"\nnominal_w = 2000\n";
+
+    fn refused(text: &str) -> String {
+        Config::parse(text).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn demand_response_settings_that_cannot_work_are_refused() {
+        assert!(Config::parse(BASE).is_ok());
+        let e = refused(&BASE.replace("hysteresis_w = 500", "hysteresis_w = 5000"));
+        assert!(e.contains("control.hysteresis_w"), "{e}");
+        let e = refused(&BASE.replace("nominal_w = 2000", "nominal_w = 4600"));
+        assert!(e.contains("never be switched on"), "{e}");
+        let e = refused(&format!("{BASE}min_on_s = 90000\n"));
+        assert!(
+            e.contains("relay[0].min_on_s") && e.contains("more than a day"),
+            "{e}"
+        );
+        let e = refused(&format!("{BASE}schedule = [\"24:00-00:00\"]\n"));
+        assert!(e.contains("relay[0].schedule"), "{e}");
+        let e = refused(&BASE.replace(
+            "grid = \"grid\"",
+            "grid = \"grid\"\nstale_after_ms = 7200000",
+        ));
+        assert!(e.contains("more than an hour"), "{e}");
+        let e = refused(&BASE.replace("name = \"boiler\"", "name = \" \""));
+        assert!(e.contains("relay[0].name: must not be empty"), "{e}");
+        let e = refused(&BASE.replace(
+            "[control]\ngrid = \"grid\"\nimport_limit_w = 5000\nhysteresis_w = 500\n",
+            "",
+        ));
+        assert!(e.contains("no [control] table"), "{e}");
+    }
 }

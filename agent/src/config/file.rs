@@ -223,8 +223,13 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = dir.join(format!(".{name}.new"));
+    // The new file keeps the old one's permissions (group-writable for daisee-admin, say).
+    let permissions = std::fs::metadata(path).map(|m| m.permissions()).ok();
     let result = (|| {
         let mut file = File::create(&temp)?;
+        if let Some(p) = permissions {
+            file.set_permissions(p)?;
+        }
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;

@@ -198,6 +198,9 @@ pub(super) fn meters(
         let path = format!("meter[{i}]");
         let m = table.get_ref();
         let err = |key: &str, message: String| at.error(&span, path.clone(), key, message);
+        if m.name.trim().is_empty() {
+            return Err(err("name", "must not be empty".into()));
+        }
         if !names.insert(m.name.clone()) {
             return Err(err("name", format!("`{}` is used twice", m.name)));
         }
