@@ -1,0 +1,250 @@
+//! Drives the gateway image under QEMU (TCG, no network, OVMF) through its serial console, for
+//! the end-to-end tests and the image bench. The image itself is built by `image/build`.
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// Where `image/build` leaves the image unless `DAISEE_IMAGE` names another directory.
+pub fn image_dir() -> PathBuf {
+    std::env::var_os("DAISEE_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/daisee/image")
+        })
+}
+
+/// A gateway under QEMU, its disk a copy of the image owned by this test.
+#[derive(Debug)]
+pub struct Machine {
+    dir: PathBuf,
+    qemu: Option<Child>,
+    console: Option<ChildStdin>,
+    lines: Option<Receiver<String>>,
+    /// Everything the console printed, for failure reports.
+    pub log: Vec<String>,
+}
+
+/// Something the console did not say in time.
+#[derive(Debug)]
+pub struct Timeout {
+    /// What was awaited.
+    pub awaited: String,
+    /// The console's last lines.
+    pub tail: Vec<String>,
+}
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "the console did not show {:?}; its last lines:",
+            self.awaited
+        )?;
+        for l in &self.tail {
+            writeln!(f, "  {l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Machine {
+    /// A fresh machine in its own directory `name`: a copy of the image and of OVMF's variables.
+    pub fn new(name: &str) -> std::io::Result<Self> {
+        let image = image_dir().join("daisee.img");
+        if !image.exists() {
+            return Err(std::io::Error::other(format!(
+                "{} is missing: run image/build first (scripts/test does)",
+                image.display()
+            )));
+        }
+        let dir = std::env::temp_dir().join(format!("daisee-qemu-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(&image, dir.join("disk.img"))?;
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", dir.join("vars.fd"))?;
+        Ok(Self {
+            dir,
+            qemu: None,
+            console: None,
+            lines: None,
+            log: Vec::new(),
+        })
+    }
+
+    /// The machine's disk.
+    pub fn disk(&self) -> PathBuf {
+        self.dir.join("disk.img")
+    }
+
+    /// Powers the machine on: no network, the serial console on our pipes, `extra` disks after
+    /// the system disk.
+    pub fn start(&mut self, extra: &[&Path]) -> std::io::Result<()> {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args([
+            "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "2",
+        ])
+        .args([
+            "-nic", "none", "-display", "none", "-serial", "stdio", "-monitor", "none",
+        ])
+        .arg("-drive")
+        .arg("if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd")
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,file={}",
+            self.dir.join("vars.fd").display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio",
+            self.disk().display()
+        ));
+        for disk in extra {
+            cmd.arg("-drive").arg(format!(
+                "file={},format=raw,if=virtio,readonly=on",
+                disk.display()
+            ));
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let (mut buf, mut byte) = (Vec::new(), [0u8; 1]);
+            while let Ok(1) = std::io::Read::read(&mut reader, &mut byte) {
+                buf.push(byte[0]);
+                // A line, or a shell prompt, which ends without one.
+                if byte[0] == b'\n' || buf.ends_with(b"# ") {
+                    let line = plain(&String::from_utf8_lossy(&buf));
+                    buf.clear();
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        self.console = child.stdin.take();
+        self.qemu = Some(child);
+        self.lines = Some(rx);
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a console line containing `text`; returns that line.
+    pub fn wait_for(&mut self, text: &str, timeout: Duration) -> Result<String, Timeout> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.as_ref().map(|l| l.recv_timeout(left)) {
+                Some(Ok(line)) => line,
+                Some(Err(RecvTimeoutError::Timeout))
+                | Some(Err(RecvTimeoutError::Disconnected))
+                | None => {
+                    return Err(Timeout {
+                        awaited: text.to_owned(),
+                        tail: self.log.iter().rev().take(30).rev().cloned().collect(),
+                    });
+                }
+            };
+            self.log.push(line.clone());
+            if line.contains(text) {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Waits for the serial console's automatic root login and its prompt.
+    pub fn wait_for_shell(&mut self, timeout: Duration) -> Result<(), Timeout> {
+        self.wait_for("(automatic login)", timeout)?;
+        self.wait_for("root@daisee", Duration::from_secs(60))
+            .map(drop)
+    }
+
+    /// Runs `command` in the console's shell; returns its output lines and exit status.
+    pub fn run(&mut self, command: &str, timeout: Duration) -> Result<(Vec<String>, i32), Timeout> {
+        // The marker is split in the command as typed, so that its echo never matches.
+        let typed = format!("{command}; echo \"__DA\"\"ISEE__ $?\"\n");
+        if let Some(console) = &mut self.console {
+            let _ = console.write_all(typed.as_bytes());
+            let _ = console.flush();
+        }
+        let start = self.log.len();
+        let end = self.wait_for("__DAISEE__ ", timeout)?;
+        let status = end
+            .rsplit(' ')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(-1);
+        let output = self.log[start..self.log.len() - 1]
+            .iter()
+            .filter(|l| !l.contains("__DA\"\"ISEE__") && !l.contains("root@daisee"))
+            .cloned()
+            .collect();
+        Ok((output, status))
+    }
+
+    /// Pulls the plug: QEMU is killed, as a power cut would.
+    pub fn power_cut(&mut self) {
+        if let Some(mut q) = self.qemu.take() {
+            let _ = q.kill();
+            let _ = q.wait();
+        }
+        self.console = None;
+        self.lines = None;
+    }
+
+    /// Waits for the machine to power itself off (after `poweroff`).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(q) = &mut self.qemu
+                && let Ok(Some(_)) = q.try_wait()
+            {
+                self.qemu = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+}
+
+/// A console line without carriage returns, newlines and terminal escape sequences.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ parameters, then a final letter (or ~).
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for p in chars.by_ref() {
+                        if p.is_ascii_alphabetic() || p == '~' {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\r' | '\n' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        self.power_cut();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
