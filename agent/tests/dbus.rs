@@ -231,6 +231,23 @@ async fn eventually<T>(mut read: impl AsyncFnMut() -> T, done: impl Fn(&T) -> bo
     value
 }
 
+/// The controller's import limit, once it is `mw` (or the last value read after 5 s).
+async fn import_limit_becomes(conn: &Connection, mw: i64) -> i64 {
+    let controller = "/org/daisee/Gateway1/Controller";
+    let read = async || -> i64 {
+        property(
+            conn,
+            controller,
+            "org.daisee.Gateway1.Controller",
+            "ImportLimit",
+        )
+        .await
+        .try_into()
+        .unwrap()
+    };
+    eventually(read, |l| *l == mw).await
+}
+
 async fn property(
     conn: &Connection,
     path: &str,
@@ -416,22 +433,7 @@ async fn configuration_round_trip_and_refusal() {
     );
     assert!(on_disk.contains("import_limit_w = 7000"), "{on_disk}");
     // Applied without a restart: the controller acts on the new limit.
-    let controller = "/org/daisee/Gateway1/Controller";
-    let limit: i64 = eventually(
-        async || {
-            property(
-                &conn,
-                controller,
-                "org.daisee.Gateway1.Controller",
-                "ImportLimit",
-            )
-            .await
-            .try_into()
-            .unwrap()
-        },
-        |l| *l == 7_000_000,
-    )
-    .await;
+    let limit = import_limit_becomes(&conn, 7_000_000).await;
     assert_eq!(limit, 7_000_000);
     // A second change, to a file that now has the revision line: applied at once too.
     let (revision, restart): (u64, bool) = call(
@@ -444,21 +446,7 @@ async fn configuration_round_trip_and_refusal() {
     .await
     .unwrap();
     assert_eq!((revision, restart), (2, false));
-    let limit: i64 = eventually(
-        async || {
-            property(
-                &conn,
-                controller,
-                "org.daisee.Gateway1.Controller",
-                "ImportLimit",
-            )
-            .await
-            .try_into()
-            .unwrap()
-        },
-        |l| *l == 7_200_000,
-    )
-    .await;
+    let limit = import_limit_becomes(&conn, 7_200_000).await;
     assert_eq!(limit, 7_200_000);
     let on_disk = std::fs::read_to_string(&s.config).unwrap();
 

@@ -62,22 +62,23 @@ fn started(limit_kw: f64) -> Controller {
     c
 }
 
+/// The loads that are on.
+fn running(c: &Controller) -> Vec<&str> {
+    c.states()
+        .filter(|(_, s)| *s == RelayState::On)
+        .map(|(n, _)| n)
+        .collect()
+}
+
 fn switched<'a>(commands: &'a [Command], name: &str) -> Option<&'a Command> {
     commands.iter().find(|c| c.load == name)
 }
 
 #[test]
 fn above_the_limit_the_lowest_priority_load_goes_within_one_tick() {
-    let mut c = Controller::new(settings(8.0), loads(), at(-3600));
     // Everything that may run switches on, one per tick, while there is room.
-    for s in 0..4 {
-        c.tick(at(s), Some((at(s), MilliWatts(0))));
-    }
-    let on: Vec<_> = c
-        .states()
-        .filter(|(_, s)| *s == RelayState::On)
-        .map(|(n, _)| n)
-        .collect();
+    let mut c = started(8.0);
+    let on = running(&c);
     assert_eq!(
         on,
         ["heat_pump", "water_heater", "ev_charger"],
@@ -383,11 +384,7 @@ fn an_allocation_caps_the_flexible_loads_in_its_slot() {
         c.tick(at(s), Some((at(s), MilliWatts(0))));
     }
     // 4.6 kW holds the heat pump (2 kW) and the water heater (2.5 kW), not the charger.
-    let on: Vec<_> = c
-        .states()
-        .filter(|(_, s)| *s == RelayState::On)
-        .map(|(n, _)| n)
-        .collect();
+    let on = running(&c);
     assert_eq!(on, ["heat_pump", "water_heater"]);
     // The slot is over: the charger may run.
     let after = (900..960).any(|s| {

@@ -67,15 +67,28 @@ impl Behaviour for ProfileMeter {
             self.mapped = true;
         }
         let power = self.site.power(&self.loads, at);
-        self.energy.add(at, power);
-        let polyphase = self.profile.points.iter().any(|p| p.phase.is_some());
-        self.values = measure(at, power, polyphase, self.energy.energy());
-        write_values(&self.profile, &self.values, registers);
+        self.values = show(&self.profile, &mut self.energy, at, power, registers);
     }
 
     fn values(&self) -> Values {
         self.values
     }
+}
+
+/// Counts `power` at `at` into `energy`, and puts what a meter with `profile` then shows into its
+/// registers; returns those values.
+pub(crate) fn show(
+    profile: &Profile,
+    energy: &mut EnergyIntegrator,
+    at: Timestamp,
+    power: MilliWatts,
+    registers: &mut RegisterMap,
+) -> Values {
+    energy.add(at, power);
+    let polyphase = profile.points.iter().any(|p| p.phase.is_some());
+    let values = measure(at, power, polyphase, energy.energy());
+    write_values(profile, &values, registers);
+    values
 }
 
 /// What a mains meter shows at `at` for a total `power`: a slightly wandering voltage and

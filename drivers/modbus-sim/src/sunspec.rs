@@ -12,8 +12,8 @@ use daisee_modbus::profile::{Function, Profile};
 use daisee_modbus::sunspec::{END, Identity, MARKER, Model, Role, SunSpec};
 use tokio_modbus::ExceptionCode;
 
-use crate::device::{Behaviour, write_values};
-use crate::meter::measure;
+use crate::device::Behaviour;
+use crate::meter::show;
 use crate::registers::RegisterMap;
 
 /// How a device lays out its SunSpec map.
@@ -318,10 +318,7 @@ impl Behaviour for SunSpecDevice {
             let most = (RATED.0 as f64 * limit.percent / 100.0) as i64;
             power = MilliWatts(power.0.max(-most));
         }
-        self.energy.add(at, power);
-        let polyphase = self.profile.points.iter().any(|p| p.phase.is_some());
-        self.values = measure(at, power, polyphase, self.energy.energy());
-        write_values(&self.profile, &self.values, registers);
+        self.values = show(&self.profile, &mut self.energy, at, power, registers);
     }
 
     fn values(&self) -> Values {
