@@ -1,6 +1,6 @@
 //! The agent on D-Bus: `org.daisee.Gateway1`, an ObjectManager at `/org/daisee/Gateway1`, and
-//! below it the configuration, every meter and sensor, every relay, the controller and the
-//! history. Properties follow each poll, with `PropertiesChanged` for what changed. The interfaces
+//! below it the configuration, every meter and sensor, every relay, the controller, the history
+//! and the update slots (RAUC's). Properties follow each poll, with `PropertiesChanged` for what changed. The interfaces
 //! are described in `agent/dbus/org.daisee.Gateway1.xml`; `dbus/org.daisee.Gateway1.conf` says who
 //! may change what.
 
@@ -18,6 +18,7 @@ use zbus::{Connection, interface};
 
 use crate::config::{Change, ChangeError, Config, ConfigFile};
 use crate::gateway::{ChannelState, RelayMode, RelayStatus, Snapshot};
+use crate::update;
 
 /// The bus name the agent owns.
 pub const NAME: &str = "org.daisee.Gateway1";
@@ -64,6 +65,8 @@ pub enum Error {
     NotFound(String),
     /// The history could not be read.
     History(String),
+    /// RAUC, which knows the update slots, did not answer.
+    UpdateUnavailable(String),
 }
 
 /// A D-Bus object path segment for a name, escaped as systemd escapes unit names on the bus:
@@ -160,6 +163,12 @@ pub async fn serve(
         };
         server.at(relay_path(&r.name), relay).await?;
     }
+    server
+        .at(
+            format!("{ROOT}/Update"),
+            UpdateObject { conn: conn.clone() },
+        )
+        .await?;
     let follower = conn.clone();
     tokio::spawn(async move {
         while snapshots.changed().await.is_ok() {
@@ -609,6 +618,44 @@ impl ControllerObject {
     #[zbus(property)]
     fn import_limit(&self) -> i64 {
         self.import_limit
+    }
+}
+
+/// The update slots, as RAUC reports them when asked. Methods, not properties: nothing is cached,
+/// and a gateway without RAUC must still list its objects (GetManagedObjects reads properties).
+struct UpdateObject {
+    conn: Connection,
+}
+
+fn unavailable(e: update::Unavailable) -> Error {
+    Error::UpdateUnavailable(e.to_string())
+}
+
+#[interface(name = "org.daisee.Gateway1.Update")]
+impl UpdateObject {
+    /// The slot the gateway booted (its bootname, `A` or `B`).
+    async fn boot_slot(&self) -> Result<String, Error> {
+        update::property(&self.conn, "BootSlot")
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Every slot: name, bootname, state (`booted`, `inactive`), boot status (`good`, `bad`)
+    /// and the version of the bundle installed into it.
+    async fn slots(&self) -> Result<Vec<update::Slot>, Error> {
+        update::slots(&self.conn).await.map_err(unavailable)
+    }
+
+    /// What RAUC is doing (`idle`, `installing`) and the error of the last install that failed.
+    async fn installer(&self) -> Result<(String, String), Error> {
+        Ok((
+            update::property(&self.conn, "Operation")
+                .await
+                .map_err(unavailable)?,
+            update::property(&self.conn, "LastError")
+                .await
+                .map_err(unavailable)?,
+        ))
     }
 }
 

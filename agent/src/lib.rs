@@ -9,4 +9,5 @@ pub mod gateway;
 pub mod journal;
 pub mod modbus;
 pub mod notify;
+pub mod update;
 pub mod view;

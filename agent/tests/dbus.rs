@@ -15,6 +15,8 @@ use zbus::names::InterfaceName;
 use zbus::zvariant::OwnedValue;
 
 const NAME: &str = "org.daisee.Gateway1";
+/// RAUC's own policy for its name, from Debian's rauc-service.
+const RAUC_POLICY: &str = "/usr/share/dbus-1/system.d/de.pengutronix.rauc.conf";
 
 /// A directory of this test, removed when dropped.
 struct Dir(PathBuf);
@@ -125,6 +127,7 @@ async fn setup(name: &str) -> Setup {
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
   </policy>
   <include>{}</include>
+  <include>{RAUC_POLICY}</include>
 </busconfig>
 "#,
         socket.display(),
@@ -295,6 +298,7 @@ async fn introspection_matches_the_checked_in_description() {
         "/org/daisee/Gateway1/Relay/boiler",
         "/org/daisee/Gateway1/Controller",
         "/org/daisee/Gateway1/History",
+        "/org/daisee/Gateway1/Update",
     ] {
         let xml: String = call(
             &conn,
@@ -693,4 +697,98 @@ async fn daiseectl_reads_switches_configures_and_exports() {
         "{}",
         String::from_utf8_lossy(&denied.stderr)
     );
+}
+
+/// RAUC's D-Bus service on the test's bus, for a system of two raw slots in `dir` (GRUB's part is
+/// played by RAUC's noop boot loader), booted from A.
+fn rauc_service(address: &str, dir: &Path) -> Running {
+    for slot in ["a", "b"] {
+        std::fs::write(dir.join(format!("{slot}.img")), [0u8; 4096]).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("mnt")).unwrap();
+    let conf = dir.join("system.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[system]\ncompatible=daisee-test\nbootloader=noop\n\n\
+             [slot.rootfs.0]\ndevice={0}/a.img\ntype=raw\nbootname=A\n\n\
+             [slot.rootfs.1]\ndevice={0}/b.img\ntype=raw\nbootname=B\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    Running(
+        Command::new("rauc")
+            .arg(format!("--conf={}", conf.display()))
+            .arg(format!("--mount={}", dir.join("mnt").display()))
+            .args(["service", "--override-boot-slot=A"])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rauc (Debian package rauc)"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_slots_come_from_rauc_and_its_absence_is_a_clear_error() {
+    let setup = setup("update").await;
+    let conn = setup.connect().await;
+    let path = "/org/daisee/Gateway1/Update";
+    let interface = "org.daisee.Gateway1.Update";
+
+    // No RAUC (development, the demo): a clear error, and everything else still answers.
+    let error = call::<String>(&conn, path, interface, "BootSlot", &())
+        .await
+        .unwrap_err();
+    match error {
+        zbus::Error::MethodError(name, Some(message), _) => {
+            assert_eq!(name.as_str(), "org.daisee.Gateway1.Error.UpdateUnavailable");
+            assert!(message.contains("RAUC does not answer"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (ok, status, _) = setup.daiseectl(&["status"]);
+    assert!(ok, "{status}");
+
+    let _rauc = rauc_service(&setup.address, &setup._dir.0);
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+    let rauc_up = eventually(
+        async || {
+            dbus.name_has_owner("de.pengutronix.rauc".try_into().unwrap())
+                .await
+                .unwrap()
+        },
+        |up| *up,
+    )
+    .await;
+    assert!(rauc_up, "rauc service took its name");
+    let booted: String = call(&conn, path, interface, "BootSlot", &()).await.unwrap();
+    assert_eq!(booted, "A");
+    let (operation, error): (String, String) = call(&conn, path, interface, "Installer", &())
+        .await
+        .unwrap();
+    assert_eq!((operation.as_str(), error.as_str()), ("idle", ""));
+    let slots: Vec<daisee_agent::update::Slot> =
+        call(&conn, path, interface, "Slots", &()).await.unwrap();
+    let summary: Vec<_> = slots
+        .iter()
+        .map(|s| (s.name.as_str(), s.bootname.as_str(), s.state.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [("rootfs.0", "A", "booted"), ("rootfs.1", "B", "inactive")]
+    );
+    // Anyone may read it: it changes nothing.
+    let out = setup.busctl_as_nobody(&["call", NAME, path, interface, "BootSlot"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "s \"A\"",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, table, _) = setup.daiseectl(&["update"]);
+    assert!(ok, "{table}");
+    assert!(table.starts_with("booted slot A, RAUC idle"), "{table}");
+    assert!(table.contains("rootfs.1   B    inactive"), "{table}");
 }

@@ -1,6 +1,7 @@
 //! Drives the gateway image under QEMU (TCG, no network, OVMF) through its serial console, for
 //! the end-to-end tests and the image bench. The image itself is built by `image/build`.
 
+use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -17,6 +18,12 @@ pub fn image_dir() -> PathBuf {
         })
 }
 
+/// The test disk `image/build` makes: the bundles the update tests install (`update.raucb`, and
+/// `untrusted`, `unsigned`, `tampered` and `broken` ones) and the test GPIO chip's module.
+pub fn test_disk() -> PathBuf {
+    image_dir().join("test.img")
+}
+
 /// A gateway under QEMU, its disk a copy of the image owned by this test.
 #[derive(Debug)]
 pub struct Machine {
@@ -24,6 +31,7 @@ pub struct Machine {
     qemu: Option<Child>,
     console: Option<ChildStdin>,
     lines: Option<Receiver<String>>,
+    write_limit: Option<u64>,
     /// Everything the console printed, for failure reports.
     pub log: Vec<String>,
 }
@@ -51,6 +59,8 @@ impl std::fmt::Display for Timeout {
     }
 }
 
+impl std::error::Error for Timeout {}
+
 impl Machine {
     /// A fresh machine in its own directory `name`: a copy of the image and of OVMF's variables.
     pub fn new(name: &str) -> std::io::Result<Self> {
@@ -71,6 +81,7 @@ impl Machine {
             qemu: None,
             console: None,
             lines: None,
+            write_limit: None,
             log: Vec::new(),
         })
     }
@@ -99,8 +110,11 @@ impl Machine {
         ))
         .arg("-drive")
         .arg(format!(
-            "file={},format=raw,if=virtio",
-            self.disk().display()
+            "file={},format=raw,if=virtio{}",
+            self.disk().display(),
+            self.write_limit
+                .map(|b| format!(",throttling.bps-write={b}"))
+                .unwrap_or_default()
         ));
         for disk in extra {
             cmd.arg("-drive").arg(format!(
@@ -169,14 +183,18 @@ impl Machine {
             .map(drop)
     }
 
+    /// Types `line` and Enter on the console, without waiting for anything.
+    pub fn type_line(&mut self, line: &str) {
+        if let Some(console) = &mut self.console {
+            let _ = console.write_all(format!("{line}\n").as_bytes());
+            let _ = console.flush();
+        }
+    }
+
     /// Runs `command` in the console's shell; returns its output lines and exit status.
     pub fn run(&mut self, command: &str, timeout: Duration) -> Result<(Vec<String>, i32), Timeout> {
         // The marker is split in the command as typed, so that its echo never matches.
-        let typed = format!("{command}; echo \"__DA\"\"ISEE__ $?\"\n");
-        if let Some(console) = &mut self.console {
-            let _ = console.write_all(typed.as_bytes());
-            let _ = console.flush();
-        }
+        self.type_line(&format!("{command}; echo \"__DA\"\"ISEE__ $?\""));
         let start = self.log.len();
         let end = self.wait_for("__DAISEE__ ", timeout)?;
         let status = end
@@ -190,6 +208,63 @@ impl Machine {
             .cloned()
             .collect();
         Ok((output, status))
+    }
+
+    /// Waits for GRUB to pick a slot and the console's root shell; returns the slot (`A` or `B`).
+    pub fn wait_for_boot(&mut self, timeout: Duration) -> Result<char, Timeout> {
+        let line = self.wait_for("Booting slot ", timeout)?;
+        let slot = line
+            .split("Booting slot ")
+            .nth(1)
+            .and_then(|rest| rest.chars().next())
+            .unwrap_or('?');
+        self.wait_for_shell(timeout)?;
+        Ok(slot)
+    }
+
+    /// Waits until systemd reports `unit` active (for a Type=notify service: it sent READY=1).
+    pub fn wait_until_active(&mut self, unit: &str, timeout: Duration) -> Result<(), Timeout> {
+        let deadline = Instant::now() + timeout;
+        let command = format!("systemctl is-active {unit}");
+        while Instant::now() < deadline {
+            let (out, _) = self.run(&command, Duration::from_secs(60))?;
+            if out.iter().any(|l| l.trim() == "active") {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let (status, _) = self.run(
+            &format!("systemctl status {unit} --no-pager -l | tail -15"),
+            Duration::from_secs(60),
+        )?;
+        Err(Timeout {
+            awaited: format!("{unit} active"),
+            tail: status,
+        })
+    }
+
+    /// GRUB's environment as the booted system reads it: `ORDER`, `A_OK`, `A_TRY`, ...
+    pub fn grubenv(&mut self) -> Result<BTreeMap<String, String>, Timeout> {
+        let (lines, _) = self.run(
+            "grub-editenv /boot/efi/EFI/BOOT/grubenv list",
+            Duration::from_secs(60),
+        )?;
+        Ok(lines
+            .iter()
+            .filter_map(|l| l.trim().split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect())
+    }
+
+    /// Limits writes to the machine's disk to `bytes_per_second` from the next start on.
+    pub fn throttle_writes(&mut self, bytes_per_second: u64) {
+        self.write_limit = Some(bytes_per_second);
+    }
+
+    /// Makes the machine's disk `mib` MiB larger, as flashing onto a larger card would.
+    pub fn grow_disk(&self, mib: u64) -> std::io::Result<()> {
+        let disk = std::fs::OpenOptions::new().write(true).open(self.disk())?;
+        disk.set_len(disk.metadata()?.len() + mib * 1024 * 1024)
     }
 
     /// Pulls the plug: QEMU is killed, as a power cut would.

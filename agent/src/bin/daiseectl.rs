@@ -24,6 +24,7 @@ usage: daiseectl [--bus system|session|ADDRESS] COMMAND
   history CHANNEL [FROM [TO]]    samples as CSV (time,power_w); FROM and TO in ms since 1970,
                                  the last hour by default, at most 31 days
   energy CHANNEL [FROM [TO]]     15-minute energy as CSV (slot,import_wh,export_wh), the last day
+  update                         the update slots (RAUC's): which booted, which are good
 ";
 
 fn main() -> ExitCode {
@@ -180,6 +181,7 @@ async fn command(conn: &Connection, args: &[String]) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        (Some("update"), None) => update(conn).await,
         _ => bail!("unknown command\n{USAGE}"),
     }
 }
@@ -300,6 +302,29 @@ fn relays(objects: &ManagedObjects) -> anyhow::Result<()> {
             text(r, "State"),
             text(r, "Mode"),
             text(r, "SafeState")
+        );
+    }
+    Ok(())
+}
+
+async fn update(conn: &Connection) -> anyhow::Result<()> {
+    const UPDATE: &str = "org.daisee.Gateway1.Update";
+    let path = &format!("{ROOT}/Update");
+    let booted: String = call(conn, path, UPDATE, "BootSlot", &()).await?;
+    let (operation, error): (String, String) = call(conn, path, UPDATE, "Installer", &()).await?;
+    println!("booted slot {booted}, RAUC {operation}");
+    if !error.is_empty() {
+        println!("last install failed: {error}");
+    }
+    let slots: Vec<daisee_agent::update::Slot> = call(conn, path, UPDATE, "Slots", &()).await?;
+    println!(
+        "{:<10} {:<4} {:<9} {:<6} BUNDLE",
+        "SLOT", "BOOT", "STATE", "STATUS"
+    );
+    for s in slots {
+        println!(
+            "{:<10} {:<4} {:<9} {:<6} {}",
+            s.name, s.bootname, s.state, s.boot_status, s.bundle_version
         );
     }
     Ok(())

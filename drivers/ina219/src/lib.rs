@@ -1,6 +1,6 @@
 //! Driver for the TI INA219 current/power monitor on embedded-hal 1.0.
 //!
-//! Built on the `ina219` crate for the chip's reset, configuration and register access; the
+//! Built on the `ina219` crate for the chip's registers; the
 //! calibration choice and the conversion of the registers into the project's units are done here,
 //! because the power register is unsigned (the crate reads it as signed) and its sign must come from
 //! the current.
@@ -14,7 +14,7 @@ use ina219::calibration::IntCalibration;
 use ina219::configuration::{
     BusVoltageRange, Configuration, MeasuredSignals, OperatingMode, Reset, Resolution,
 };
-use ina219::errors::{BusVoltageReadError, InitializationErrorReason, ShuntVoltageReadError};
+use ina219::errors::{BusVoltageReadError, ConfigurationReadError, ShuntVoltageReadError};
 
 pub use calibration::{Calibration, CalibrationError};
 
@@ -37,7 +37,7 @@ pub enum Error<E: embedded_hal::i2c::Error> {
     /// The I2C transfer failed (NACK: nothing at the address).
     #[error("I2C: {} ({:?})", .0.kind(), .0)]
     I2c(E),
-    /// The chip at the address does not behave like an INA219 after a reset.
+    /// The chip at the address does not keep an INA219's configuration.
     #[error("the chip at the address is not an INA219: {0}")]
     NotIna219(&'static str),
     /// No conversion has completed since the chip was configured.
@@ -97,25 +97,23 @@ impl<I2C> core::fmt::Debug for Ina219<I2C> {
 }
 
 impl<I2C: I2c> Ina219<I2C> {
-    /// Resets the chip at `settings.address`, checks it is an INA219, calibrates and starts it.
+    /// Resets the chip at `settings.address`, calibrates and starts it, and checks that it holds
+    /// the configuration written.
+    ///
+    /// The check is a read-back, not the chip's reset defaults: a plain register file (the kernel's
+    /// `i2c-stub`, a bus analyser's replay) passes it as a real INA219 does, and a different chip
+    /// at the address (an EEPROM, a sensor with other registers) fails it.
     pub fn new(i2c: I2C, settings: Settings) -> Result<Self, Error<I2C::Error>> {
         let calibration = Calibration::new(settings.shunt_uohm, settings.max_current_ua)?;
         let address = Address::from_byte(settings.address)
             .map_err(|_| Error::Calibration(CalibrationError::Address(settings.address)))?;
-        let mut chip = ina219::SyncIna219::new_calibrated(i2c, address, calibration.int())
-            .map_err(|e| match e.reason {
-                InitializationErrorReason::I2cError(e) => Error::I2c(e),
-                InitializationErrorReason::ConfigurationNotDefaultAfterReset => {
-                    Error::NotIna219("configuration register not at its default after reset")
-                }
-                InitializationErrorReason::RegisterNotZeroAfterReset(_) => {
-                    Error::NotIna219("measurement register not zero after reset")
-                }
-                InitializationErrorReason::ShuntVoltageOutOfRange
-                | InitializationErrorReason::BusVoltageOutOfRange => {
-                    Error::NotIna219("voltage register out of range after reset")
-                }
-            })?;
+        let mut chip = ina219::SyncIna219::new_unchecked(i2c, address, calibration.int());
+        chip.set_configuration(Configuration {
+            reset: Reset::Reset,
+            ..Configuration::default()
+        })
+        .map_err(Error::I2c)?;
+        chip.calibrate(calibration.int()).map_err(Error::I2c)?;
         chip.set_configuration(Configuration {
             reset: Reset::Run,
             bus_voltage_range: BusVoltageRange::Fsr32v,
@@ -125,6 +123,12 @@ impl<I2C: I2c> Ina219<I2C> {
             operating_mode: OperatingMode::Continous(MeasuredSignals::ShutAndBusVoltage),
         })
         .map_err(Error::I2c)?;
+        chip.configuration().map_err(|e| match e {
+            ConfigurationReadError::I2cError(e) => Error::I2c(e),
+            ConfigurationReadError::ConfigurationMismatch { .. } => {
+                Error::NotIna219("the configuration register does not read back as written")
+            }
+        })?;
         Ok(Self {
             chip,
             calibration,

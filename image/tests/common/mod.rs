@@ -1,0 +1,52 @@
+//! What every image test does: boot-length waits and shell commands whose failure to answer is
+//! the test's failure.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use daisee_image::Machine;
+
+/// Enough for a boot under TCG on a busy machine (about 30 s on an idle one).
+pub(crate) const BOOT: Duration = Duration::from_secs(300);
+
+/// Runs `command` on the console; returns its output lines and exit status.
+pub(crate) fn sh(m: &mut Machine, command: &str) -> (Vec<String>, i32) {
+    m.run(command, Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("{command}: {e}"))
+}
+
+/// The first output line of `command`, trimmed.
+pub(crate) fn first_line(m: &mut Machine, command: &str) -> String {
+    let (out, _) = sh(m, command);
+    out.first().map(|l| l.trim().to_owned()).unwrap_or_default()
+}
+
+/// Boots (or waits for the reboot under way) and returns the slot GRUB picked.
+pub(crate) fn boot(m: &mut Machine) -> char {
+    m.wait_for_boot(BOOT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Waits for the booted slot to be marked good, which follows the agent's READY=1; checks that
+/// GRUB's counters say so for `slot` and returns them all.
+pub(crate) fn marked_good(m: &mut Machine, slot: char) -> BTreeMap<String, String> {
+    m.wait_until_active("daisee-boot-health", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let env = m.grubenv().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (
+            &env[&format!("{slot}_OK")][..],
+            &env[&format!("{slot}_TRY")][..]
+        ),
+        ("1", "0"),
+        "slot {slot} good, its tries reset: {env:?}"
+    );
+    env
+}
+
+/// `rauc install` of a bundle on the bundle disk (mounted on /mnt): its last lines and its status.
+pub(crate) fn install(m: &mut Machine, bundle: &str) -> (Vec<String>, i32) {
+    sh(
+        m,
+        &format!("rauc install /mnt/{bundle} 2>&1 | tail -3; (exit ${{PIPESTATUS[0]}})"),
+    )
+}
