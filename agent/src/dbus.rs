@@ -1,8 +1,8 @@
 //! The agent on D-Bus: `org.daisee.Gateway1`, an ObjectManager at `/org/daisee/Gateway1`, and
 //! below it the configuration, every meter and sensor, every relay, the controller, the history
-//! and the update slots (RAUC's). Properties follow each poll, with `PropertiesChanged` for what changed. The interfaces
-//! are described in `agent/dbus/org.daisee.Gateway1.xml`; `dbus/org.daisee.Gateway1.conf` says who
-//! may change what.
+//! and the update slots (RAUC's). Properties follow each poll, with `PropertiesChanged` for what
+//! changed. The interfaces are described in `agent/dbus/org.daisee.Gateway1.xml`;
+//! `dbus/org.daisee.Gateway1.conf` says who may change what.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -640,7 +640,7 @@ impl UpdateObject {
             .map_err(unavailable)
     }
 
-    /// Every slot: name, bootname, state (`booted`, `inactive`), boot status (`good`, `bad`)
+    /// Every slot: name, bootname, state (`booted`, `active`, `inactive`), boot status (`good`, `bad`)
     /// and the version of the bundle installed into it.
     async fn slots(&self) -> Result<Vec<update::Slot>, Error> {
         update::slots(&self.conn).await.map_err(unavailable)

@@ -191,23 +191,23 @@ impl Machine {
         }
     }
 
-    /// Runs `command` in the console's shell; returns its output lines and exit status.
+    /// Runs `command` in the console's shell; returns its output lines and exit status. Lines the
+    /// kernel prints to the console meanwhile are among them.
     pub fn run(&mut self, command: &str, timeout: Duration) -> Result<(Vec<String>, i32), Timeout> {
-        // The marker is split in the command as typed, so that its echo never matches.
-        self.type_line(&format!("{command}; echo \"__DA\"\"ISEE__ $?\""));
+        // Markers before and after the output, split in the command as typed so that its echo
+        // never matches.
+        self.type_line(&format!(
+            "echo \"__DAISEE_\"\"OUT__\"; {command}; echo \"__DAISEE_\"\"END__ $?\""
+        ));
+        self.wait_for("__DAISEE_OUT__", timeout)?;
         let start = self.log.len();
-        let end = self.wait_for("__DAISEE__ ", timeout)?;
+        let end = self.wait_for("__DAISEE_END__ ", timeout)?;
         let status = end
             .rsplit(' ')
             .next()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(-1);
-        let output = self.log[start..self.log.len() - 1]
-            .iter()
-            .filter(|l| !l.contains("__DA\"\"ISEE__") && !l.contains("root@daisee"))
-            .cloned()
-            .collect();
-        Ok((output, status))
+        Ok((self.log[start..self.log.len() - 1].to_vec(), status))
     }
 
     /// Waits for GRUB to pick a slot and the console's root shell; returns the slot (`A` or `B`).

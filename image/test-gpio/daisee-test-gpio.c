@@ -9,7 +9,6 @@
 #include <linux/bitmap.h>
 #include <linux/gpio/driver.h>
 #include <linux/module.h>
-#include <linux/spinlock.h>
 
 #define LINES 8
 
@@ -17,29 +16,19 @@ static const char *const names[LINES] = {
 	"relay0", "relay1", "relay2", "relay3", "relay4", "relay5", "relay6", "relay7",
 };
 
-static DEFINE_SPINLOCK(lock);
+/* Set, cleared and read with atomic bit operations: no lock. */
 static DECLARE_BITMAP(values, LINES);
 /* Lines start as inputs, as a real chip's do after reset. */
 static DECLARE_BITMAP(outputs, LINES);
 
 static int get(struct gpio_chip *chip, unsigned int offset)
 {
-	unsigned long flags;
-	int value;
-
-	spin_lock_irqsave(&lock, flags);
-	value = test_bit(offset, values);
-	spin_unlock_irqrestore(&lock, flags);
-	return value;
+	return test_bit(offset, values);
 }
 
 static void set(struct gpio_chip *chip, unsigned int offset, int value)
 {
-	unsigned long flags;
-
-	spin_lock_irqsave(&lock, flags);
 	assign_bit(offset, values, value);
-	spin_unlock_irqrestore(&lock, flags);
 }
 
 static int get_direction(struct gpio_chip *chip, unsigned int offset)

@@ -19,6 +19,9 @@ fn a_power_cut_during_an_install_leaves_the_old_slot_booting_and_the_install_can
     assert_eq!(boot(&mut m), 'A');
     marked_good(&mut m, 'A');
     assert_eq!(sh(&mut m, "mount -o ro LABEL=test /mnt").1, 0);
+    // B bootable, as after an earlier update, so that only RAUC's install can make it not.
+    assert_eq!(sh(&mut m, "rauc status mark-good other").1, 0);
+    assert_eq!(m.grubenv().unwrap()["B_OK"], "1");
     m.type_line("rauc install /mnt/update.raucb");
     m.wait_for("Copying image to rootfs.1", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -20,14 +20,14 @@ fn a_signed_bundle_installs_boots_and_is_marked_good_and_others_are_refused() {
     marked_good(&mut m, 'A');
     let id = first_line(&mut m, "cat /etc/machine-id");
     assert_eq!(sh(&mut m, "mount -o ro LABEL=test /mnt").1, 0);
+    // B bootable, as after an earlier update, so that a refusal that touched it would show.
+    assert_eq!(sh(&mut m, "rauc status mark-good other").1, 0);
     let before = m.grubenv().unwrap();
+    assert_eq!(before["B_OK"], "1");
 
     for (bundle, reason) in [
         ("untrusted.raucb", "signature verification failed"),
         ("unsigned.raucb", "signature size"),
-        // Verity bundles are checked as they are read: the write into B stops at the changed
-        // block, and B is never made bootable.
-        ("tampered.raucb", "failed updating slot rootfs.1"),
     ] {
         let (out, status) = install(&mut m, bundle);
         assert_ne!(status, 0, "{bundle} refused: {out:?}");
@@ -38,9 +38,24 @@ fn a_signed_bundle_installs_boots_and_is_marked_good_and_others_are_refused() {
         assert_eq!(
             m.grubenv().unwrap(),
             before,
-            "{bundle} left the slots as they were"
+            "{bundle} refused before any slot was touched"
         );
     }
+    // Verity bundles are checked as they are read: the write into B stops at the changed block,
+    // and B, made unbootable before the write, stays so.
+    let (out, status) = install(&mut m, "tampered.raucb");
+    assert_ne!(status, 0, "{out:?}");
+    assert!(
+        out.iter()
+            .any(|l| l.contains("Failed updating slot rootfs.1")),
+        "{out:?}"
+    );
+    let env = m.grubenv().unwrap();
+    assert_eq!(
+        (env["ORDER"].as_str(), env["B_OK"].as_str()),
+        ("A B", "0"),
+        "{env:?}"
+    );
 
     // Only root drives RAUC; anyone may read the slots (the agent does, as the daisee user).
     let nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups busctl call de.pengutronix.rauc / de.pengutronix.rauc.Installer";

@@ -97,22 +97,18 @@ impl<I2C> core::fmt::Debug for Ina219<I2C> {
 }
 
 impl<I2C: I2c> Ina219<I2C> {
-    /// Resets the chip at `settings.address`, calibrates and starts it, and checks that it holds
-    /// the configuration written.
+    /// Calibrates and starts the chip at `settings.address`, and checks that it holds the
+    /// configuration written.
     ///
-    /// The check is a read-back, not the chip's reset defaults: a plain register file (the kernel's
-    /// `i2c-stub`, a bus analyser's replay) passes it as a real INA219 does, and a different chip
-    /// at the address (an EEPROM, a sensor with other registers) fails it.
+    /// No reset: the calibration and configuration registers, both written here, are all the state
+    /// the chip keeps. The check is a read-back, not the chip's reset defaults, so that a plain
+    /// register file (the kernel's `i2c-stub`) passes it as a real INA219 does; an address where
+    /// nothing keeps what is written to register 0 fails it.
     pub fn new(i2c: I2C, settings: Settings) -> Result<Self, Error<I2C::Error>> {
         let calibration = Calibration::new(settings.shunt_uohm, settings.max_current_ua)?;
         let address = Address::from_byte(settings.address)
             .map_err(|_| Error::Calibration(CalibrationError::Address(settings.address)))?;
         let mut chip = ina219::SyncIna219::new_unchecked(i2c, address, calibration.int());
-        chip.set_configuration(Configuration {
-            reset: Reset::Reset,
-            ..Configuration::default()
-        })
-        .map_err(Error::I2c)?;
         chip.calibrate(calibration.int()).map_err(Error::I2c)?;
         chip.set_configuration(Configuration {
             reset: Reset::Run,
@@ -123,6 +119,7 @@ impl<I2C: I2c> Ina219<I2C> {
             operating_mode: OperatingMode::Continous(MeasuredSignals::ShutAndBusVoltage),
         })
         .map_err(Error::I2c)?;
+        // The crate's `paranoid` feature compares what it reads with what was last written.
         chip.configuration().map_err(|e| match e {
             ConfigurationReadError::I2cError(e) => Error::I2c(e),
             ConfigurationReadError::ConfigurationMismatch { .. } => {
