@@ -43,6 +43,24 @@ pub(crate) fn marked_good(m: &mut Machine, slot: char) -> BTreeMap<String, Strin
     env
 }
 
+/// Checks that `daiseectl update` (the agent relaying RAUC) shows slot rootfs.1 (B) as `state`
+/// and `status`, and that `booted` is the booted slot.
+pub(crate) fn slot_b_shows(m: &mut Machine, booted: char, state: &str, status: &str) {
+    let (table, _) = sh(m, "daiseectl update");
+    assert_eq!(
+        table.first().map(String::as_str),
+        Some(&format!("booted slot {booted}, RAUC idle")[..]),
+        "{table:?}"
+    );
+    assert!(
+        table.iter().any(|l| l
+            .split_whitespace()
+            .take(4)
+            .eq(["rootfs.1", "B", state, status])),
+        "rootfs.1 B {state} {status} in {table:?}"
+    );
+}
+
 /// `rauc install` of a bundle on the bundle disk (mounted on /mnt): its last lines and its status.
 pub(crate) fn install(m: &mut Machine, bundle: &str) -> (Vec<String>, i32) {
     sh(
