@@ -32,6 +32,7 @@ pub struct Machine {
     console: Option<ChildStdin>,
     lines: Option<Receiver<String>>,
     write_limit: Option<u64>,
+    extra: Vec<PathBuf>,
     /// Everything the console printed, for failure reports.
     pub log: Vec<String>,
 }
@@ -82,6 +83,7 @@ impl Machine {
             console: None,
             lines: None,
             write_limit: None,
+            extra: Vec::new(),
             log: Vec::new(),
         })
     }
@@ -94,12 +96,28 @@ impl Machine {
     /// Powers the machine on: no network, the serial console on our pipes, `extra` disks after
     /// the system disk.
     pub fn start(&mut self, extra: &[&Path]) -> std::io::Result<()> {
+        self.extra = extra.iter().map(|p| p.to_path_buf()).collect();
+        self.power_on()
+    }
+
+    /// Starts QEMU on the disks `start` was given. A guest reboot ends QEMU (`-no-reboot`) and
+    /// `wait_for` powers it on again: OVMF under TCG with two CPUs now and then hangs on a warm
+    /// reset, which a real board's reset does not share.
+    fn power_on(&mut self) -> std::io::Result<()> {
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args([
             "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "2",
         ])
         .args([
-            "-nic", "none", "-display", "none", "-serial", "stdio", "-monitor", "none",
+            "-nic",
+            "none",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
         ])
         .arg("-drive")
         .arg("if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -116,7 +134,7 @@ impl Machine {
                 .map(|b| format!(",throttling.bps-write={b}"))
                 .unwrap_or_default()
         ));
-        for disk in extra {
+        for disk in &self.extra {
             cmd.arg("-drive").arg(format!(
                 "file={},format=raw,if=virtio,readonly=on",
                 disk.display()
@@ -160,6 +178,14 @@ impl Machine {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match self.lines.as_ref().map(|l| l.recv_timeout(left)) {
                 Some(Ok(line)) => line,
+                Some(Err(RecvTimeoutError::Disconnected)) if self.rebooted() => {
+                    self.power_cut();
+                    self.power_on().map_err(|e| Timeout {
+                        awaited: format!("QEMU to start again after a reboot: {e}"),
+                        tail: Vec::new(),
+                    })?;
+                    continue;
+                }
                 Some(Err(RecvTimeoutError::Timeout))
                 | Some(Err(RecvTimeoutError::Disconnected))
                 | None => {
@@ -174,6 +200,15 @@ impl Machine {
                 return Ok(line);
             }
         }
+    }
+
+    /// Whether the guest's last words were the kernel's before a reboot.
+    fn rebooted(&self) -> bool {
+        self.log
+            .iter()
+            .rev()
+            .take(3)
+            .any(|l| l.contains("reboot: Restarting system"))
     }
 
     /// Waits for the serial console's automatic root login and its prompt.
