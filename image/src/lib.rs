@@ -100,13 +100,13 @@ impl Machine {
         self.power_on()
     }
 
-    /// Starts QEMU on the disks `start` was given. A guest reboot ends QEMU (`-no-reboot`) and
-    /// `wait_for` powers it on again: OVMF under TCG with two CPUs now and then hangs on a warm
-    /// reset, which a real board's reset does not share.
+    /// Starts QEMU on the disks `start` was given. One CPU: with two, TCG now and then left both
+    /// spinning (guest soft lockups for minutes, or no output after a warm reset). A guest reboot
+    /// ends QEMU (`-no-reboot`) and `wait_for` powers it on again, as a cold start.
     fn power_on(&mut self) -> std::io::Result<()> {
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args([
-            "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "2",
+            "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
         ])
         .args([
             "-nic",
