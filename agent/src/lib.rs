@@ -1,13 +1,12 @@
-//! The DAISEE gateway agent: reads its configuration, sets up the devices on their backends, polls
-//! them and shows what they measure.
+//! The DAISEE gateway agent: reads its configuration, sets up the devices on their backends,
+//! runs the main loop and the adapters around it.
 
 pub mod config;
 pub mod daemon;
 pub mod dbus;
-pub mod device;
-pub mod gateway;
+pub mod devices;
 pub mod journal;
-pub mod modbus;
 pub mod notify;
-pub mod update;
+pub mod setup;
+pub mod snapshot;
 pub mod view;

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::gateway::Snapshot;
+use crate::snapshot::Snapshot;
 
 /// How snapshots are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

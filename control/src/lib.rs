@@ -13,6 +13,7 @@
 //! Automatic switching never breaks a load's minimum on and off times or its switches per hour;
 //! overrides and the safe state do, as they must.
 
+mod export;
 mod load;
 mod schedule;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use daisee_hal::{MilliWatts, RelayState, Timestamp};
 
+pub use export::{Curtailable, ExportLimiter, InverterMode, Limit, LimitOverride};
 pub use load::{FlexLoad, Switching};
 pub use schedule::{Window, WindowError};
 
@@ -68,6 +70,8 @@ pub enum Cause {
     Allocation,
     /// A manual override.
     Override,
+    /// A relay without demand response given back: its safe state.
+    Released,
     /// Grid measurements are stale: the safe state.
     Stale,
 }
@@ -82,6 +86,7 @@ impl Cause {
             Cause::Automatic => "automatic",
             Cause::Allocation => "allocation",
             Cause::Override => "override",
+            Cause::Released => "released to its safe state",
             Cause::Stale => "stale measurements",
         }
     }
@@ -105,10 +110,52 @@ struct Controlled {
     shed: bool,
 }
 
+/// A relay without demand response: in its safe state unless held by hand.
+struct Fixed {
+    name: String,
+    safe: RelayState,
+    manual: Option<RelayState>,
+    state: RelayState,
+}
+
+/// Who decides a relay's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Nobody: it stays in its safe state.
+    Fixed,
+    /// Demand response.
+    Auto,
+    /// A person, until released.
+    Manual,
+}
+
+impl Mode {
+    /// `"fixed"`, `"auto"` or `"manual"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Fixed => "fixed",
+            Mode::Auto => "auto",
+            Mode::Manual => "manual",
+        }
+    }
+}
+
+/// What demand response acted on at one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The grid power, if it was ever read.
+    pub grid: Option<MilliWatts>,
+    /// Whether it was too old to act on (the loads went to their safe states).
+    pub stale: bool,
+    /// The import limit in force.
+    pub import_limit: Option<MilliWatts>,
+}
+
 /// The demand-response controller of one building.
 pub struct Controller {
     settings: Settings,
     loads: Vec<Controlled>,
+    fixed: Vec<Fixed>,
     allocation: Option<Allocation>,
 }
 
@@ -147,28 +194,63 @@ impl Controller {
         Self {
             settings,
             loads,
+            fixed: Vec::new(),
             allocation: None,
         }
     }
 
-    /// Overrides a load by hand (`Some`) or gives it back to the strategies (`None`). Returns
-    /// false if there is no such load.
-    pub fn set_override(&mut self, load: &str, state: Option<RelayState>) -> bool {
-        match self.loads.iter_mut().find(|c| c.load.name == load) {
-            Some(c) => {
-                c.manual = state;
+    /// Adds a relay without demand response, in its `safe` state: only a person switches it.
+    pub fn add_fixed(&mut self, name: &str, safe: RelayState) {
+        self.fixed.push(Fixed {
+            name: name.to_owned(),
+            safe,
+            manual: None,
+            state: safe,
+        });
+    }
+
+    /// Overrides a relay by hand (`Some`) or gives it back (`None`): to the strategies, or to
+    /// its safe state if it has none. Returns false if there is no such relay.
+    pub fn set_override(&mut self, relay: &str, state: Option<RelayState>) -> bool {
+        if let Some(c) = self.loads.iter_mut().find(|c| c.load.name == relay) {
+            c.manual = state;
+            return true;
+        }
+        match self.fixed.iter_mut().find(|f| f.name == relay) {
+            Some(f) => {
+                f.manual = state;
                 true
             }
             None => false,
         }
     }
 
-    /// The manual override of a load, if any.
-    pub fn manual(&self, load: &str) -> Option<RelayState> {
+    /// The manual override of a relay, if any.
+    pub fn manual(&self, relay: &str) -> Option<RelayState> {
         self.loads
             .iter()
-            .find(|c| c.load.name == load)
-            .and_then(|c| c.manual)
+            .find(|c| c.load.name == relay)
+            .map(|c| c.manual)
+            .or_else(|| self.fixed.iter().find(|f| f.name == relay).map(|f| f.manual))
+            .flatten()
+    }
+
+    /// Who decides a relay's state now.
+    pub fn mode(&self, relay: &str) -> Mode {
+        match (self.has(relay), self.manual(relay)) {
+            (_, Some(_)) => Mode::Manual,
+            (true, None) => Mode::Auto,
+            (false, None) => Mode::Fixed,
+        }
+    }
+
+    /// What the controller acts on at `now`, given the grid reading it was last given.
+    pub fn status(&self, now: Timestamp, grid: Option<(Timestamp, MilliWatts)>) -> Status {
+        Status {
+            grid: grid.map(|(_, p)| p),
+            stale: self.is_stale(now, grid),
+            import_limit: self.settings.import_limit.map(|l| l.limit),
+        }
     }
 
     /// Sets (or clears) the external allocation.
@@ -204,6 +286,13 @@ impl Controller {
         if let Some(c) = self.loads.iter_mut().find(|c| c.load.name == load) {
             c.switching.undo();
         }
+        if let Some(f) = self.fixed.iter_mut().find(|f| f.name == load) {
+            // Unknown now: the next tick commands it again.
+            f.state = match f.state {
+                RelayState::On => RelayState::Off,
+                RelayState::Off => RelayState::On,
+            };
+        }
     }
 
     /// The state each load is in, as commanded.
@@ -235,7 +324,26 @@ impl Controller {
                 });
             }
         }
+        commands.extend(self.fixed_commands());
         commands
+    }
+
+    /// Relays without demand response follow the hand that holds them, else their safe state.
+    fn fixed_commands(&mut self) -> impl Iterator<Item = Command> + '_ {
+        self.fixed.iter_mut().filter_map(|f| {
+            let (state, cause) = match f.manual {
+                Some(state) => (state, Cause::Override),
+                None => (f.safe, Cause::Released),
+            };
+            (state != f.state).then(|| {
+                f.state = state;
+                Command {
+                    load: f.name.clone(),
+                    state,
+                    cause,
+                }
+            })
+        })
     }
 
     /// Each load's override, or what `otherwise` says for it.

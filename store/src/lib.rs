@@ -7,6 +7,8 @@
 //! usable for the next try.
 
 mod block;
+mod query;
+mod reader;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +19,7 @@ use daisee_hal::{Energy, MilliWattHours, MilliWatts, RelayState, Timestamp};
 use rusqlite::{Connection, params};
 
 pub use block::Damaged;
+pub use reader::Reader;
 
 /// Length of an energy slot: 15 minutes, aligned to the hour.
 pub const SLOT_MS: i64 = 15 * 60 * 1000;
@@ -318,20 +321,7 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(Timestamp, MilliWatts)>, StoreError> {
-        // By name, not by this connection's cache: a reader sees channels a writer added since.
-        // A block spans at most MAX_BLOCK_MS: one that holds `from` starts no earlier than that.
-        let mut query = self.conn.prepare_cached(
-            "SELECT s.start_ms, s.data FROM sample s JOIN channel c ON c.id = s.channel
-             WHERE c.name = ?1 AND s.start_ms < ?3 AND s.start_ms > ?2 ORDER BY s.start_ms",
-        )?;
-        let mut rows = query.query(params![channel, from.0.saturating_sub(MAX_BLOCK_MS), to.0])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let data: Vec<u8> = row.get(1)?;
-            let samples = block::decode(Timestamp(row.get(0)?), &data)?;
-            out.extend(samples.into_iter().filter(|(t, _)| (from..to).contains(t)));
-        }
-        Ok(out)
+        query::samples(&self.conn, channel, from, to)
     }
 
     /// The energy slots of `channel` starting from `from` (inclusive) to `to` (exclusive).
@@ -341,21 +331,7 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<SlotEnergy>, StoreError> {
-        let mut query = self.conn.prepare_cached(
-            "SELECT e.start_ms, e.import_mwh, e.export_mwh FROM energy_slot e
-             JOIN channel c ON c.id = e.channel
-             WHERE c.name = ?1 AND e.start_ms >= ?2 AND e.start_ms < ?3 ORDER BY e.start_ms",
-        )?;
-        let rows = query.query_map(params![channel, from.0, to.0], |row| {
-            Ok(SlotEnergy {
-                start: Timestamp(row.get(0)?),
-                energy: Energy {
-                    import: MilliWattHours(row.get::<_, i64>(1)? as u64),
-                    export: MilliWattHours(row.get::<_, i64>(2)? as u64),
-                },
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        query::energy(&self.conn, channel, from, to)
     }
 
     /// Relay events from `from` (inclusive) to `to` (exclusive), oldest first.
@@ -364,23 +340,7 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<RelayEvent>, StoreError> {
-        let mut query = self.conn.prepare_cached(
-            "SELECT at_ms, relay, state, cause FROM relay_event WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id",
-        )?;
-        let rows = query.query_map(params![from.0, to.0], |row| {
-            let state: String = row.get(2)?;
-            Ok(RelayEvent {
-                at: Timestamp(row.get(0)?),
-                relay: row.get(1)?,
-                state: if state == "on" {
-                    RelayState::On
-                } else {
-                    RelayState::Off
-                },
-                cause: row.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        query::relay_events(&self.conn, from, to)
     }
 
     /// The channels with history, by name.

@@ -281,3 +281,27 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing_once_space_returns() {
     store.flush().unwrap();
     assert_eq!(store.samples("house", MIDNIGHT, end).unwrap(), recorded);
 }
+
+#[test]
+fn a_reader_sees_what_the_writer_flushed_and_never_creates_or_writes() {
+    let dir = Dir::new("reader");
+    assert!(daisee_store::Reader::open(&dir.db()).is_err());
+    assert!(!dir.db().exists(), "a reader must not create the history");
+    let mut store = Store::open(&dir.db(), RETENTION).unwrap();
+    let energy = Energy {
+        import: MilliWattHours(0),
+        export: MilliWattHours(0),
+    };
+    for i in 0..10 {
+        store.record(MIDNIGHT.plus(Duration::from_secs(i)), "grid", load(i as i64), energy);
+    }
+    store.flush().unwrap();
+    let reader = daisee_store::Reader::open(&dir.db()).unwrap();
+    let until = MIDNIGHT.plus(Duration::from_secs(60));
+    assert_eq!(reader.samples("grid", MIDNIGHT, until).unwrap().len(), 10);
+    // The writer goes on while the reader is open.
+    store.record(MIDNIGHT.plus(Duration::from_secs(10)), "grid", load(10), energy);
+    store.flush().unwrap();
+    assert_eq!(reader.samples("grid", MIDNIGHT, until).unwrap().len(), 11);
+    assert!(reader.samples("nowhere", MIDNIGHT, until).unwrap().is_empty());
+}

@@ -1,6 +1,6 @@
 //! A SunSpec inverter or meter: the "SunS" marker, a model chain laid out as a real device lays
 //! it out, values from the simulated site, and power limits (models 123 and 704) that the device
-//! obeys and lifts by itself when their revert timer runs out.
+//! imposes on the site's loads it converts and lifts by itself when their revert timer runs out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +93,13 @@ fn model_len(id: u16) -> u16 {
 struct Limit {
     percent: f64,
     revert_at: Option<Timestamp>,
+}
+
+impl Limit {
+    /// The most the inverter may produce under this limit, as a positive number.
+    fn most(&self) -> MilliWatts {
+        MilliWatts((RATED.0 as f64 * self.percent / 100.0) as i64)
+    }
 }
 
 /// A simulated SunSpec device.
@@ -236,7 +243,13 @@ impl SunSpecDevice {
             registers.set(h, m.start + 12, &[w[1]]);
             registers.set(h, m.start + 13, &[w[0]]);
         }
-        self.limit = None;
+        self.set_limit(None);
+    }
+
+    /// Puts `limit` in force on the site loads the device converts, for every meter to see.
+    fn set_limit(&mut self, limit: Option<Limit>) {
+        self.limit = limit;
+        self.site.set_cap(&self.loads, limit.map(|l| l.most()));
     }
 
     /// Which control registers a client may write: model 123's connect and limit points, and
@@ -313,11 +326,8 @@ impl Behaviour for SunSpecDevice {
                 &[(left >> 16) as u16, left as u16],
             );
         }
-        let mut power = self.site.power(&self.loads, at);
-        if let Some(limit) = self.limit {
-            let most = (RATED.0 as f64 * limit.percent / 100.0) as i64;
-            power = MilliWatts(power.0.max(-most));
-        }
+        // The site already follows the limit, so the device reports what it lets through.
+        let power = self.site.power(&self.loads, at);
         self.values = show(&self.profile, &mut self.energy, at, power, registers);
     }
 
@@ -346,7 +356,7 @@ impl Behaviour for SunSpecDevice {
         if limit.map(|l| l.percent) != self.limit.map(|l| l.percent)
             || self.touches_limit(address, words.len())
         {
-            self.limit = limit;
+            self.set_limit(limit);
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::device::{PowerReading, PowerSensor};
 use crate::sim::ina219::Analog;
@@ -66,12 +66,20 @@ impl Load {
     }
 }
 
-/// A simulated site: loads and producers whose power is a pure function of the seed and the time,
-/// so that a run can be repeated exactly.
+/// A simulated site: loads and producers whose power is a pure function of the seed, the time and
+/// the caps in force, so that a run can be repeated exactly.
 #[derive(Debug)]
 pub struct Site {
     seed: u64,
     loads: Vec<Load>,
+    caps: RwLock<Vec<Cap>>,
+}
+
+/// A limit on the total production of some loads (an inverter's output limit over its strings).
+#[derive(Debug)]
+struct Cap {
+    loads: Vec<usize>,
+    most: i64,
 }
 
 /// Nominal AC voltage for sensors that report one.
@@ -83,6 +91,7 @@ impl Site {
         Self {
             seed,
             loads: Vec::new(),
+            caps: RwLock::default(),
         }
     }
 
@@ -96,14 +105,66 @@ impl Site {
         self.loads.iter().any(|l| l.name == name)
     }
 
-    /// The total power of the named loads at `at` (unknown names count nothing).
-    pub fn power(&self, names: &[String], at: Timestamp) -> MilliWatts {
-        self.loads
+    /// Caps the total production of the named loads at `cap` (positive); `None` lifts the cap.
+    pub fn set_cap(&self, loads: &[String], cap: Option<MilliWatts>) {
+        let indices: Vec<usize> = self
+            .loads
             .iter()
             .enumerate()
-            .filter(|(_, l)| names.contains(&l.name))
-            .map(|(i, l)| self.load_power(i as u64, l, at))
-            .sum()
+            .filter(|(_, l)| loads.contains(&l.name))
+            .map(|(i, _)| i)
+            .collect();
+        let mut caps = self.caps.write().unwrap_or_else(PoisonError::into_inner);
+        caps.retain(|c| c.loads != indices);
+        if let Some(cap) = cap.filter(|_| !indices.is_empty()) {
+            caps.push(Cap {
+                loads: indices,
+                most: cap.0.max(0),
+            });
+        }
+    }
+
+    /// The total power of the named loads at `at` (unknown names count nothing).
+    pub fn power(&self, names: &[String], at: Timestamp) -> MilliWatts {
+        let named = |l: &Load| names.contains(&l.name);
+        let caps = self.caps.read().unwrap_or_else(PoisonError::into_inner);
+        if caps.is_empty() {
+            return self
+                .loads
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| named(l))
+                .map(|(i, l)| self.load_power(i as u64, l, at))
+                .sum();
+        }
+        // A cap depends on every load it covers, named or not.
+        let mut power: Vec<i64> = self
+            .loads
+            .iter()
+            .enumerate()
+            .map(|(i, l)| self.load_power(i as u64, l, at).0)
+            .collect();
+        for cap in caps.iter() {
+            let produced: i64 = cap.loads.iter().map(|&i| (-power[i]).max(0)).sum();
+            if produced > cap.most {
+                // The producers give up the same share of their output, as an inverter's strings do.
+                for &i in &cap.loads {
+                    if power[i] < 0 {
+                        let scaled =
+                            i128::from(power[i]) * i128::from(cap.most) / i128::from(produced);
+                        power[i] = scaled as i64;
+                    }
+                }
+            }
+        }
+        MilliWatts(
+            self.loads
+                .iter()
+                .zip(power)
+                .filter(|(l, _)| named(l))
+                .map(|(_, p)| p)
+                .sum(),
+        )
     }
 
     fn load_power(&self, index: u64, load: &Load, at: Timestamp) -> MilliWatts {
@@ -255,6 +316,50 @@ mod tests {
         assert_eq!(site().power(&pv, midnight), MilliWatts(0));
         let noon = site().power(&pv, NOON);
         assert!(noon.0 < -1_000_000 && noon.0 >= -4_000_000, "{noon}");
+    }
+
+    #[test]
+    fn caps_limit_production_and_leave_consumption_alone() {
+        let site = site();
+        let (house, pv) = (["house".to_owned()], ["pv".to_owned()]);
+        let both = ["house".to_owned(), "pv".to_owned()];
+        let (consumed, produced) = (site.power(&house, NOON), site.power(&pv, NOON));
+        assert!(produced.0 < -1_000_000, "{produced}");
+
+        // A cap over both: the house is no producer, so it keeps its power.
+        site.set_cap(&both, Some(MilliWatts(500_000)));
+        assert_eq!(site.power(&pv, NOON), MilliWatts(-500_000));
+        assert_eq!(site.power(&house, NOON), consumed);
+        assert_eq!(site.power(&both, NOON), consumed + MilliWatts(-500_000));
+
+        // A cap above the production changes nothing, and a cap never makes a producer consume.
+        site.set_cap(&both, Some(MilliWatts(10_000_000)));
+        assert_eq!(site.power(&pv, NOON), produced);
+        site.set_cap(&both, Some(MilliWatts(0)));
+        assert_eq!(site.power(&pv, NOON), MilliWatts(0));
+
+        site.set_cap(&both, None);
+        assert_eq!(site.power(&both, NOON), consumed + produced);
+    }
+
+    #[test]
+    fn a_cap_shares_out_between_producers() {
+        let mut site = site();
+        site.add(Load::new(
+            "pv2",
+            Profile::Solar {
+                peak: MilliWatts(2_000_000),
+            },
+        ));
+        let strings = ["pv".to_owned(), "pv2".to_owned()];
+        let one = site.power(&strings[..1], NOON);
+        let total = site.power(&strings, NOON);
+        site.set_cap(&strings, Some(MilliWatts(1_000_000)));
+        let capped = site.power(&strings, NOON).0;
+        assert!((-1_000_000..=-999_998).contains(&capped), "{capped}");
+        // Each string keeps its share of the output, so a sensor on one of them sees its part.
+        let share = i128::from(one.0) * 1_000_000 / i128::from(-total.0);
+        assert_eq!(i128::from(site.power(&strings[..1], NOON).0), share);
     }
 
     #[test]

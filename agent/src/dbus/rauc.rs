@@ -4,32 +4,16 @@
 
 use std::collections::HashMap;
 
+use daisee_api::Slot;
 use zbus::Connection;
 use zbus::zvariant::OwnedValue;
 
 const RAUC: &str = "de.pengutronix.rauc";
 const INSTALLER: &str = "de.pengutronix.rauc.Installer";
 
-/// One slot of the A/B pair (or any other slot RAUC manages).
-#[derive(
-    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
-)]
-pub struct Slot {
-    /// RAUC's slot name, `rootfs.0`.
-    pub name: String,
-    /// The boot loader's name for it, `A`.
-    pub bootname: String,
-    /// `booted`, `active` or `inactive`.
-    pub state: String,
-    /// `good` or `bad` as the boot loader sees it; empty for slots it does not boot.
-    pub boot_status: String,
-    /// The version of the bundle last installed into it; empty if none was.
-    pub bundle_version: String,
-}
-
 /// Why RAUC could not be asked.
 #[derive(Debug)]
-pub struct Unavailable(zbus::Error);
+pub(super) struct Unavailable(zbus::Error);
 
 impl std::fmt::Display for Unavailable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +24,7 @@ impl std::fmt::Display for Unavailable {
 impl std::error::Error for Unavailable {}
 
 /// A string property of RAUC's installer: `BootSlot`, `Operation`, `LastError`, `Compatible`.
-pub async fn property(conn: &Connection, name: &str) -> Result<String, Unavailable> {
+pub(super) async fn property(conn: &Connection, name: &str) -> Result<String, Unavailable> {
     let reply = conn
         .call_method(
             Some(RAUC),
@@ -56,7 +40,7 @@ pub async fn property(conn: &Connection, name: &str) -> Result<String, Unavailab
 }
 
 /// Every slot RAUC manages, by name (RAUC's own order changes from call to call).
-pub async fn slots(conn: &Connection) -> Result<Vec<Slot>, Unavailable> {
+pub(super) async fn slots(conn: &Connection) -> Result<Vec<Slot>, Unavailable> {
     let reply = conn
         .call_method(Some(RAUC), "/", Some(INSTALLER), "GetSlotStatus", &())
         .await

@@ -1,0 +1,249 @@
+//! The agent on D-Bus: `org.daisee.Gateway1`, an ObjectManager at `/org/daisee/Gateway1`, and
+//! below it the configuration, every channel, relay and inverter, the controller, the history
+//! and the update slots (RAUC's); one file per interface. An adapter: it sends the daemon
+//! [`Command`]s and follows its snapshots, with `PropertiesChanged` for what changed. The names
+//! are in `daisee-api`; `agent/dbus/org.daisee.Gateway1.conf` says who may change what.
+
+mod changes;
+mod config;
+mod controller;
+mod gateway;
+mod history;
+mod meter;
+mod rauc;
+mod relay;
+mod update;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError};
+
+use daisee_api::{
+    BUS_NAME, CONFIG_PATH, CONTROLLER_PATH, GATEWAY_PATH, HISTORY_PATH, ROOT, UPDATE_PATH,
+    meter_path, relay_path,
+};
+use futures_util::StreamExt;
+use zbus::Connection;
+use zbus::fdo::{RequestNameFlags, RequestNameReply};
+use zbus::object_server::Interface;
+
+use crate::config::ConfigFile;
+use crate::daemon::{Command, Handles};
+use crate::snapshot::Snapshot;
+use changes::Changes;
+use config::ConfigObject;
+use controller::ControllerObject;
+use gateway::GatewayObject;
+use history::HistoryObject;
+use meter::MeterObject;
+use relay::RelayObject;
+use update::UpdateObject;
+
+/// Which bus to serve on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The system bus, as a system service.
+    System,
+    /// The user's session bus, for development.
+    Session,
+    /// A bus at a D-Bus address (`unix:path=/run/…`), for tests.
+    Address(String),
+}
+
+/// Errors callers get, under `org.daisee.Gateway1.Error`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.daisee.Gateway1.Error")]
+pub enum Error {
+    /// A D-Bus failure.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The configuration was refused: which key, which line, why. Nothing changed.
+    InvalidConfig(String),
+    /// The configuration cannot be changed (built in), or could not be written.
+    ConfigNotWritten(String),
+    /// No such relay, channel, key or inverter.
+    NotFound(String),
+    /// An argument out of its range (a state, a percentage).
+    InvalidArgument(String),
+    /// The agent is stopping and takes no more commands.
+    Stopping(String),
+    /// The agent has too many commands waiting; try again.
+    Busy(String),
+    /// The history could not be read.
+    History(String),
+    /// RAUC, which knows the update slots, did not answer.
+    UpdateUnavailable(String),
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// No bus to connect to.
+    #[error("cannot connect to the bus: {0}")]
+    Connect(zbus::Error),
+    /// Another process owns the name: a second agent.
+    #[error("another process owns {BUS_NAME} on this bus (is daisee-agent already running?)")]
+    NameTaken,
+    /// The bus's policy does not let this user own the name.
+    #[error("the bus does not let this user own {BUS_NAME} ({0}); install agent/dbus/org.daisee.Gateway1.conf")]
+    Refused(zbus::Error),
+    /// Putting the objects in place failed.
+    #[error("{0}")]
+    Objects(#[from] zbus::Error),
+}
+
+/// Sends a command to the daemon, saying why it cannot take it.
+fn send(commands: &SyncSender<Command>, command: Command) -> Result<(), Error> {
+    commands.try_send(command).map_err(|e| match e {
+        TrySendError::Full(_) => Error::Busy("too many commands waiting; try again".into()),
+        TrySendError::Disconnected(_) => Error::Stopping("the agent is stopping".into()),
+    })
+}
+
+/// A caller's text, cut to a length fit for an error message.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// Starts the service: puts every object in place, owns the name (never taking it from another
+/// agent), and follows the daemon's snapshots.
+pub async fn serve(
+    bus: Bus,
+    file: ConfigFile,
+    handles: Handles,
+    history: Option<PathBuf>,
+) -> Result<Connection, ServeError> {
+    let builder = match &bus {
+        Bus::System => zbus::connection::Builder::system(),
+        Bus::Session => zbus::connection::Builder::session(),
+        Bus::Address(a) => zbus::connection::Builder::address(a.as_str()),
+    }
+    .map_err(ServeError::Connect)?;
+    let config = file.config().clone();
+    let channels: Vec<String> = config
+        .sensors
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(config.meters.iter().map(|m| m.name.clone()))
+        .collect();
+    let conn = builder
+        .serve_at(ROOT, zbus::fdo::ObjectManager)?
+        .serve_at(
+            GATEWAY_PATH,
+            GatewayObject {
+                name: config.name.clone(),
+                revision: file.revision(),
+            },
+        )?
+        .serve_at(
+            CONFIG_PATH,
+            ConfigObject {
+                file: Arc::new(std::sync::Mutex::new(file)),
+                commands: handles.commands.clone(),
+            },
+        )?
+        .serve_at(CONTROLLER_PATH, ControllerObject::default())?
+        .serve_at(
+            HISTORY_PATH,
+            HistoryObject {
+                path: history,
+                channels: channels.clone(),
+                one_at_a_time: tokio::sync::Semaphore::new(1),
+            },
+        )?
+        .build()
+        .await
+        .map_err(ServeError::Connect)?;
+    let server = conn.object_server();
+    for name in &channels {
+        server.at(meter_path(name), MeterObject::new(name)).await?;
+    }
+    for r in &config.relays {
+        let relay = RelayObject {
+            name: r.name.clone(),
+            state: String::new(),
+            safe_state: r.safe_state.as_str().into(),
+            mode: String::new(),
+            fault: String::new(),
+            commands: handles.commands.clone(),
+        };
+        server.at(relay_path(&r.name), relay).await?;
+    }
+    server
+        .at(UPDATE_PATH, UpdateObject { conn: conn.clone() })
+        .await?;
+    own_name(&conn).await?;
+    tokio::spawn(follow(conn.clone(), handles.snapshots));
+    Ok(conn)
+}
+
+/// Requests the bus name without replacing or queueing behind another owner, and logs losing it.
+async fn own_name(conn: &Connection) -> Result<(), ServeError> {
+    let reply = conn
+        .request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
+        .await
+        .map_err(ServeError::Refused)?;
+    if !matches!(
+        reply,
+        RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner
+    ) {
+        return Err(ServeError::NameTaken);
+    }
+    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+    let mut lost = dbus.receive_name_lost().await?;
+    tokio::spawn(async move {
+        while let Some(signal) = lost.next().await {
+            if signal.args().is_ok_and(|a| a.name() == BUS_NAME) {
+                eprintln!("daisee-agent: D-Bus: lost the name {BUS_NAME}: no longer reachable on the bus");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Updates every object from each snapshot until the daemon stops.
+async fn follow(
+    conn: Connection,
+    mut snapshots: tokio::sync::watch::Receiver<Option<Arc<Snapshot>>>,
+) {
+    while snapshots.changed().await.is_ok() {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if let Some(s) = snapshot {
+            // A failed update is one missed poll; the next one tries again.
+            let _ = publish(&conn, &s).await;
+        }
+    }
+}
+
+/// Updates every object from a snapshot, signalling what changed.
+async fn publish(conn: &Connection, s: &Snapshot) -> zbus::Result<()> {
+    let server = conn.object_server();
+    for c in &s.channels {
+        let iface = server
+            .interface::<_, MeterObject>(meter_path(&c.name))
+            .await?;
+        let changed = iface.get_mut().await.update(c);
+        changed.emit(iface.signal_emitter(), MeterObject::name()).await?;
+    }
+    for r in &s.relays {
+        let iface = server
+            .interface::<_, RelayObject>(relay_path(&r.name))
+            .await?;
+        let changed = iface.get_mut().await.update(r);
+        changed.emit(iface.signal_emitter(), RelayObject::name()).await?;
+    }
+    if let Some(control) = &s.control {
+        let iface = server
+            .interface::<_, ControllerObject>(CONTROLLER_PATH)
+            .await?;
+        let changed: Changes = iface.get_mut().await.update(control);
+        changed
+            .emit(iface.signal_emitter(), ControllerObject::name())
+            .await?;
+    }
+    Ok(())
+}

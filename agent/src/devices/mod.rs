@@ -1,0 +1,170 @@
+//! The gateway's devices, built from the configuration on their backends: they report what they
+//! measure and carry out what they are told; they do not decide.
+
+mod buses;
+mod channel;
+mod fault;
+mod relays;
+mod sensors;
+mod site;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use daisee_hal::{Clock, PowerSensor, RelayState, Timestamp};
+
+use crate::config::Config;
+pub use fault::{ConnectError, Fault};
+pub use relays::AnyRelay;
+pub use sensors::{Connect, Reconnecting, Sensor};
+
+use buses::Buses;
+use channel::{Channel, Measured};
+use relays::Output;
+use site::Sim;
+
+/// Devices that could not start, with every reason at once.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct BuildError(pub Vec<String>);
+
+/// What every device reported at one instant.
+#[derive(Debug, Clone)]
+pub struct Readings {
+    /// When the poll started.
+    pub at: Timestamp,
+    /// Every channel, in configuration order: sensors, then Modbus devices.
+    pub channels: Vec<crate::snapshot::ChannelState>,
+    /// Every relay, in configuration order.
+    pub relays: Vec<RelayReading>,
+}
+
+/// A relay as read back from its line.
+#[derive(Debug, Clone)]
+pub struct RelayReading {
+    /// The relay's name.
+    pub name: Arc<str>,
+    /// The state read back.
+    pub state: Result<RelayState, Fault>,
+    /// Its safe state.
+    pub safe: RelayState,
+}
+
+struct SensorChannel {
+    channel: Channel,
+    sensor: Reconnecting,
+}
+
+/// The devices of a gateway.
+pub struct Devices {
+    clock: Arc<dyn Clock>,
+    sensors: Vec<SensorChannel>,
+    relays: Vec<Output>,
+    buses: Buses,
+    warnings: Vec<String>,
+}
+
+impl Devices {
+    /// Opens and sets up every configured device on `clock`. A device node that cannot be opened
+    /// stops the start; a device that does not answer yet is only warned about and retried.
+    /// Modbus buses are polled by tasks on the current tokio runtime, which must be running.
+    pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, BuildError> {
+        let mut errors = Vec::new();
+        let mut sim = Sim::new(Arc::clone(&clock));
+        let mut relays = Vec::new();
+        for r in &config.relays {
+            match relays::open(r, &mut sim) {
+                Ok(output) => relays.push(output),
+                Err(e) => errors.push(format!("relay `{}` (line {}): {e}", r.name, r.line)),
+            }
+        }
+        sim.populate(config.sim.as_ref());
+        let interval = Duration::from_millis(config.poll_interval_ms);
+        let mut sensors = Vec::new();
+        let mut warnings = Vec::new();
+        for s in &config.sensors {
+            let (device, connect) = sensors::connect(&s.device, &mut sim);
+            match Reconnecting::start(connect) {
+                Ok((sensor, fault)) => {
+                    if let Some(fault) = fault {
+                        warnings.push(format!(
+                            "sensor `{}` (line {}) is not answering, will retry: {fault}",
+                            s.name, s.line
+                        ));
+                    }
+                    let channel = Channel::new(&s.name, device, interval);
+                    sensors.push(SensorChannel { channel, sensor });
+                }
+                Err(e) => errors.push(format!("sensor `{}` (line {}): {e}", s.name, s.line)),
+            }
+        }
+        let buses = Buses::start(config, &sim, &clock, &mut errors);
+        if !errors.is_empty() {
+            return Err(BuildError(errors));
+        }
+        Ok(Self {
+            clock,
+            sensors,
+            relays,
+            buses,
+            warnings,
+        })
+    }
+
+    /// What went wrong at start without stopping it (devices not answering yet).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Every relay's state, read back from its line.
+    pub fn relays(&mut self) -> Vec<RelayReading> {
+        self.relays
+            .iter_mut()
+            .map(|r| RelayReading {
+                name: Arc::clone(&r.name),
+                state: r.relay.state(),
+                safe: r.relay.safe_state(),
+            })
+            .collect()
+    }
+
+    /// Sets relay `name`, checking that it followed.
+    pub fn set_relay(&mut self, name: &str, state: RelayState) -> Result<(), Fault> {
+        let relay = self
+            .relays
+            .iter_mut()
+            .find(|r| &*r.name == name)
+            .ok_or_else(|| Fault {
+                kind: daisee_hal::ErrorKind::Other,
+                message: format!("no relay `{name}`"),
+            })?;
+        relay.relay.set(state)
+    }
+
+    /// Reads every sensor and relay once, and takes the latest reading of every Modbus device
+    /// (their buses are polled by tasks of their own).
+    pub fn read(&mut self) -> Readings {
+        let at = self.clock.now();
+        let mut channels = Vec::with_capacity(self.sensors.len());
+        for s in &mut self.sensors {
+            let measured = PowerSensor::read(&mut s.sensor).map(|r| Measured {
+                reading: daisee_hal::MeterReading {
+                    power: r.power,
+                    voltage: Some(r.voltage),
+                    current: Some(r.current),
+                    ..Default::default()
+                },
+                import: None,
+                export: None,
+            });
+            s.channel.record(at, measured);
+            channels.push(s.channel.state());
+        }
+        channels.extend(self.buses.channels());
+        Readings {
+            at,
+            channels,
+            relays: self.relays(),
+        }
+    }
+}

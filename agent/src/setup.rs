@@ -1,0 +1,178 @@
+//! Builds the agent's workers from its configuration: the clock, the devices, the daemon and
+//! the adapters around it (D-Bus, the live view). `main.rs` only dispatches to it.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use daisee_hal::sim::SimClock;
+use daisee_hal::{Clock, SystemClock, Timestamp};
+
+use crate::config::{Config, ConfigFile, DEMO, MAX_CONFIG_BYTES};
+use crate::daemon::{Command, Daemon, Handles};
+use crate::dbus::{self, Bus};
+use crate::devices::Devices;
+use crate::notify::Notifier;
+use crate::view::{Style, View};
+
+/// Where the agent looks for its configuration when none is given.
+pub const DEFAULT_CONFIG: &str = "/etc/daisee/agent.toml";
+
+/// Time between setting the devices up and the first turn: sensors just configured need one
+/// conversion (an INA219 averaging 128 samples: 136 ms).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Where to serve D-Bus: the system bus if it lets the agent on, or one that must work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbusChoice {
+    /// The system bus when it is there and its policy lets the agent own the name; else none.
+    SystemIfAllowed,
+    /// No D-Bus.
+    Off,
+    /// This bus, or the agent does not start.
+    Required(Bus),
+}
+
+/// What the agent runs with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file; the default file, else the demo, when `None`.
+    pub config: Option<PathBuf>,
+    /// Where to serve D-Bus.
+    pub dbus: DbusChoice,
+    /// Stop after this many turns.
+    pub turns: Option<u64>,
+}
+
+/// Reads the configuration the options name: the text, where it came from, and the file.
+fn read_config(options: &Options) -> anyhow::Result<(String, String, Option<PathBuf>)> {
+    let path = options
+        .config
+        .clone()
+        .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()));
+    let Some(path) = path else {
+        eprintln!(
+            "daisee-agent: no --config and no {DEFAULT_CONFIG}: running the demo gateway on simulated hardware"
+        );
+        return Ok((DEMO.to_owned(), "built-in demo configuration".into(), None));
+    };
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > MAX_CONFIG_BYTES as u64 {
+        bail!(
+            "{}: {size} bytes, more than a configuration may have ({MAX_CONFIG_BYTES})",
+            path.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok((text, path.display().to_string(), Some(path)))
+}
+
+/// The clock: the system's, or the simulated site's (which may run faster, from a set time).
+fn clock(config: &Config) -> Arc<dyn Clock> {
+    let Some(sim) = &config.sim else {
+        return Arc::new(SystemClock);
+    };
+    let now = SystemClock.now();
+    let start = match sim.start_of_day_ms {
+        Some(ms) => Timestamp(now.0 - now.millis_of_day() + ms),
+        None => now,
+    };
+    Arc::new(SimClock::scaled(start, sim.speed))
+}
+
+/// Runs the agent until its turns are done, Ctrl-C or SIGTERM.
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let (source, origin, path) = read_config(&options)?;
+    let config = Config::parse(&source).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    let clock = clock(&config);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Modbus buses get their polling tasks on this runtime as the devices are built.
+    let devices = {
+        let _entered = runtime.enter();
+        Devices::build(&config, Arc::clone(&clock)).map_err(|e| anyhow::anyhow!("{origin}:\n{e}"))?
+    };
+    for warning in devices.warnings() {
+        eprintln!("daisee-agent: {warning}");
+    }
+    if config.store.is_none() {
+        eprintln!("daisee-agent: no [store] in the configuration: history is not kept");
+    }
+    let notifier = Notifier::from_env().context("NOTIFY_SOCKET")?;
+    let history = config.store.as_ref().map(|s| s.dir.join("history.sqlite"));
+    let (daemon, handles) = Daemon::new(&config, devices, clock, notifier);
+    let file = ConfigFile::new(path, source, config.clone());
+    let _service = runtime.block_on(serve_dbus(&options.dbus, file, &handles, history))?;
+    let interval = std::time::Duration::from_millis(config.poll_interval_ms);
+    let turns = options.turns;
+    let looped = std::thread::spawn(move || {
+        std::thread::sleep(SETTLE);
+        daemon.run(interval, turns);
+    });
+    runtime.block_on(show(&config.name, handles))?;
+    looped
+        .join()
+        .map_err(|_| anyhow::anyhow!("the main loop panicked"))
+}
+
+/// Serves D-Bus as chosen; a system bus that is missing or refuses the agent only warns.
+async fn serve_dbus(
+    choice: &DbusChoice,
+    file: ConfigFile,
+    handles: &Handles,
+    history: Option<PathBuf>,
+) -> anyhow::Result<Option<zbus::Connection>> {
+    let (bus, required) = match choice {
+        DbusChoice::Off => return Ok(None),
+        DbusChoice::SystemIfAllowed => (Bus::System, false),
+        DbusChoice::Required(bus) => (bus.clone(), true),
+    };
+    match dbus::serve(bus.clone(), file, handles.clone(), history).await {
+        Ok(conn) => Ok(Some(conn)),
+        Err(e) if !required => {
+            eprintln!("daisee-agent: D-Bus: {e}; running without it");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!("D-Bus {bus:?}: {e}")),
+    }
+}
+
+/// Shows every snapshot until the daemon stops, or asks it to stop on Ctrl-C or SIGTERM (the
+/// devices are dropped with it and the relays go to their safe states).
+async fn show(name: &str, handles: Handles) -> anyhow::Result<()> {
+    let Handles {
+        commands,
+        mut snapshots,
+    } = handles;
+    let style = if std::io::stdout().is_terminal() {
+        Style::Live
+    } else {
+        Style::Lines
+    };
+    let mut view = View::new(std::io::stdout().lock(), style);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let snapshot = snapshots.borrow_and_update().clone();
+                if let Some(s) = snapshot {
+                    view.show(name, &s)?;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    view.finish()?;
+    // The loop may be gone already; then there is nothing to stop.
+    let _ = commands.send(Command::Stop);
+    Ok(())
+}

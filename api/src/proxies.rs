@@ -1,0 +1,116 @@
+//! Client proxies of every interface the agent serves; the attribute of each carries its
+//! interface name, the one place a client takes it from.
+
+use zbus::proxy;
+
+use crate::Slot;
+
+/// The gateway itself.
+#[proxy(
+    interface = "org.daisee.Gateway1",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/Gateway"
+)]
+pub trait Gateway {
+    /// The gateway's name.
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+    /// The agent's version.
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+    /// The configuration revision the agent started with.
+    #[zbus(property)]
+    fn started_revision(&self) -> zbus::Result<u64>;
+}
+
+/// The configuration.
+#[proxy(
+    interface = "org.daisee.Gateway1.Config",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/Config"
+)]
+pub trait Config {
+    /// The whole configuration, as TOML.
+    fn get(&self) -> zbus::Result<String>;
+    /// Replaces the whole configuration; returns the revision and whether a restart applies it.
+    fn set(&self, toml: &str) -> zbus::Result<(u64, bool)>;
+    /// One key, as TOML.
+    fn get_key(&self, key: &str) -> zbus::Result<String>;
+    /// Sets one key to a TOML value; returns the revision and whether a restart applies it.
+    fn set_key(&self, key: &str, value: &str) -> zbus::Result<(u64, bool)>;
+    /// The revision on disk.
+    #[zbus(property)]
+    fn revision(&self) -> zbus::Result<u64>;
+}
+
+/// A sensor, meter or inverter channel.
+#[proxy(interface = "org.daisee.Gateway1.Meter", default_service = "org.daisee.Gateway1")]
+pub trait Meter {
+    /// The channel's name.
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+    /// Active power in mW (positive: consumed or imported).
+    #[zbus(property)]
+    fn power(&self) -> zbus::Result<i64>;
+}
+
+/// A relay.
+#[proxy(interface = "org.daisee.Gateway1.Relay", default_service = "org.daisee.Gateway1")]
+pub trait Relay {
+    /// Holds the relay `on` or `off` by hand until released.
+    fn switch(&self, state: &str) -> zbus::Result<()>;
+    /// Gives the relay back to demand response, or to its safe state.
+    fn release(&self) -> zbus::Result<()>;
+}
+
+/// An inverter's power limit.
+#[proxy(
+    interface = "org.daisee.Gateway1.Inverter",
+    default_service = "org.daisee.Gateway1"
+)]
+pub trait Inverter {
+    /// Holds the inverter at `percent` of its rated power for `revert_s` seconds.
+    fn set_limit(&self, percent: u8, revert_s: u32) -> zbus::Result<()>;
+    /// Gives the inverter back to the export limit, or to full power.
+    fn release(&self) -> zbus::Result<()>;
+}
+
+/// Demand response.
+#[proxy(
+    interface = "org.daisee.Gateway1.Controller",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/Controller"
+)]
+pub trait Controller {
+    /// The grid power the controller last acted on, in mW.
+    #[zbus(property)]
+    fn grid_power(&self) -> zbus::Result<i64>;
+}
+
+/// The history.
+#[proxy(
+    interface = "org.daisee.Gateway1.History",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/History"
+)]
+pub trait History {
+    /// Samples of a channel: (ms since 1970, mW).
+    fn samples(&self, channel: &str, from: i64, to: i64) -> zbus::Result<Vec<(i64, i64)>>;
+    /// 15-minute energy of a channel: (slot start, mWh imported, mWh exported).
+    fn energy(&self, channel: &str, from: i64, to: i64) -> zbus::Result<Vec<(i64, u64, u64)>>;
+}
+
+/// The update slots, as RAUC reports them.
+#[proxy(
+    interface = "org.daisee.Gateway1.Update",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/Update"
+)]
+pub trait Update {
+    /// The slot the gateway booted.
+    fn boot_slot(&self) -> zbus::Result<String>;
+    /// Every slot.
+    fn slots(&self) -> zbus::Result<Vec<Slot>>;
+    /// What RAUC is doing and the error of the last install that failed.
+    fn installer(&self) -> zbus::Result<(String, String)>;
+}

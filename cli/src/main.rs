@@ -1,0 +1,285 @@
+//! `daiseectl`: the gateway from the command line, over the agent's D-Bus API.
+
+mod show;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use daisee_api::{
+    ConfigProxy, HistoryProxy, InverterProxy, RelayProxy, UpdateProxy, inverter_path, relay_path,
+};
+use zbus::Connection;
+
+/// The DAISEE gateway from the command line: status, meters, relays, inverters, configuration,
+/// history and update slots, over the agent's D-Bus API (org.daisee.Gateway1).
+#[derive(Debug, Parser)]
+#[command(name = "daiseectl", version)]
+struct Cli {
+    /// The bus the agent is on: system, session, or a D-Bus address (unix:path=...).
+    #[arg(long, default_value = "system", value_name = "BUS")]
+    bus: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The gateway, its meters, relays, inverters and demand response.
+    Status,
+    /// Every sensor, meter and inverter channel.
+    Meters,
+    /// Every relay.
+    Relays,
+    /// Holds a relay on or off by hand, or gives it back (auto).
+    Relay {
+        /// The relay's name.
+        name: String,
+        /// on, off, or auto (back to demand response, or to its safe state).
+        state: RelayCommand,
+    },
+    /// Every inverter, or limits one by hand (limit PERCENT [REVERT_S]) or gives it back (auto).
+    Inverter {
+        /// The inverter's name; every inverter when omitted.
+        name: Option<String>,
+        #[command(subcommand)]
+        action: Option<InverterCommand>,
+    },
+    /// Reads or changes the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// A channel's samples as CSV (time_ms,power_w): the last hour by default, at most 31 days.
+    History(Span),
+    /// A channel's 15-minute energy as CSV (slot_ms,import_wh,export_wh): the last day by default.
+    Energy(Span),
+    /// The update slots (RAUC's): which booted, which are good.
+    Update,
+    /// Prints a completion script for a shell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff).
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RelayCommand {
+    On,
+    Off,
+    Auto,
+}
+
+#[derive(Debug, Subcommand)]
+enum InverterCommand {
+    /// Holds the inverter at PERCENT of its rated power for REVERT_S seconds (default 600).
+    Limit {
+        /// 0 to 100.
+        percent: u8,
+        /// The inverter lifts the limit by itself after this many seconds.
+        #[arg(default_value_t = 600)]
+        revert_s: u32,
+    },
+    /// Gives the inverter back to the export limit, or to full power.
+    Auto,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// The whole configuration (TOML), or one key (control.import_limit_w, relay[1].priority).
+    Get {
+        /// The key; the whole file when omitted.
+        key: Option<String>,
+    },
+    /// Sets one key to a TOML value (7000, "on", ["08:00-12:00"]).
+    Set {
+        /// The key.
+        key: String,
+        /// The value, as TOML.
+        value: String,
+    },
+    /// Replaces the whole configuration with a file.
+    Load {
+        /// The file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// A channel and a time span.
+#[derive(Debug, clap::Args)]
+struct Span {
+    /// The channel's name.
+    channel: String,
+    /// From, in ms since 1970 (default: one span before TO).
+    from: Option<i64>,
+    /// To, in ms since 1970 (default: now).
+    to: Option<i64>,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("daiseectl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "daiseectl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let conn = connect(&cli.bus).await?;
+        command(&conn, cli.command).await.map_err(explain)
+    })
+}
+
+async fn connect(bus: &str) -> anyhow::Result<Connection> {
+    match bus {
+        "system" => Connection::system().await,
+        "session" => Connection::session().await,
+        address => match zbus::connection::Builder::address(address) {
+            Ok(builder) => builder.build().await,
+            Err(e) => Err(e),
+        },
+    }
+    .with_context(|| format!("connecting to the {bus} bus"))
+}
+
+async fn command(conn: &Connection, command: Command) -> zbus::Result<()> {
+    match command {
+        Command::Status => show::status(conn).await,
+        Command::Meters => show::meters(&show::objects(conn).await?),
+        Command::Relays => show::relays(&show::objects(conn).await?),
+        Command::Relay { name, state } => relay(conn, &name, state).await,
+        Command::Inverter { name, action } => inverter(conn, name, action).await,
+        Command::Config(c) => config(conn, c).await,
+        Command::History(span) => history(conn, span, false).await,
+        Command::Energy(span) => history(conn, span, true).await,
+        Command::Update => show::update(&UpdateProxy::new(conn).await?).await,
+        Command::Completions { .. } | Command::Man => Ok(()),
+    }
+}
+
+async fn relay(conn: &Connection, name: &str, state: RelayCommand) -> zbus::Result<()> {
+    let relay = RelayProxy::builder(conn)
+        .path(relay_path(name))?
+        .build()
+        .await?;
+    match state {
+        RelayCommand::On => relay.switch("on").await,
+        RelayCommand::Off => relay.switch("off").await,
+        RelayCommand::Auto => relay.release().await,
+    }
+}
+
+async fn inverter(
+    conn: &Connection,
+    name: Option<String>,
+    action: Option<InverterCommand>,
+) -> zbus::Result<()> {
+    let (Some(name), Some(action)) = (name, action) else {
+        return show::inverters(&show::objects(conn).await?);
+    };
+    let inverter = InverterProxy::builder(conn)
+        .path(inverter_path(&name))?
+        .build()
+        .await?;
+    match action {
+        InverterCommand::Limit { percent, revert_s } => {
+            inverter.set_limit(percent, revert_s).await
+        }
+        InverterCommand::Auto => inverter.release().await,
+    }
+}
+
+async fn config(conn: &Connection, command: ConfigCommand) -> zbus::Result<()> {
+    let config = ConfigProxy::new(conn).await?;
+    let change = match command {
+        ConfigCommand::Get { key } => {
+            let text = match key {
+                Some(key) => config.get_key(&key).await?,
+                None => config.get().await?,
+            };
+            println!("{}", text.trim_end());
+            return Ok(());
+        }
+        ConfigCommand::Set { key, value } => config.set_key(&key, &value).await?,
+        ConfigCommand::Load { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| zbus::Error::Failure(format!("reading {}: {e}", file.display())))?;
+            config.set(&text).await?
+        }
+    };
+    let (revision, restart) = change;
+    if restart {
+        println!(
+            "revision {revision}: applies when the agent restarts (systemctl restart daisee-agent)"
+        );
+    } else {
+        println!("revision {revision}: applied");
+    }
+    Ok(())
+}
+
+async fn history(conn: &Connection, span: Span, energy: bool) -> zbus::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let length = if energy { 86_400_000 } else { 3_600_000 };
+    let to = span.to.unwrap_or(now);
+    let from = span.from.unwrap_or(to - length);
+    let history = HistoryProxy::new(conn).await?;
+    if energy {
+        let slots = history.energy(&span.channel, from, to).await?;
+        println!("slot_ms,import_wh,export_wh");
+        for (t, import, export) in slots {
+            println!("{t},{},{}", import as f64 / 1000.0, export as f64 / 1000.0);
+        }
+    } else {
+        let samples = history.samples(&span.channel, from, to).await?;
+        println!("time_ms,power_w");
+        for (t, mw) in samples {
+            println!("{t},{}", mw as f64 / 1000.0);
+        }
+    }
+    Ok(())
+}
+
+/// An error as a person can act on it: the agent's own message, a hint when the bus refused the
+/// call, or when nobody owns the agent's name.
+fn explain(e: zbus::Error) -> anyhow::Error {
+    let zbus::Error::MethodError(name, message, _) = &e else {
+        return e.into();
+    };
+    let message = message.clone().unwrap_or_default();
+    match name.as_str() {
+        "org.freedesktop.DBus.Error.AccessDenied" => anyhow::anyhow!(
+            "the bus refused the call: changing the gateway needs root or membership of the \
+             daisee-admin group ({message})"
+        ),
+        "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
+            anyhow::anyhow!("nobody owns {} on this bus: is daisee-agent running?", daisee_api::BUS_NAME)
+        }
+        "org.freedesktop.DBus.Error.UnknownObject" => {
+            anyhow::anyhow!("no such relay, inverter or object ({message})")
+        }
+        _ => match name.strip_prefix(daisee_api::ERROR_PREFIX) {
+            Some(_) => anyhow::anyhow!("{message}"),
+            None => anyhow::anyhow!("{message} ({name})"),
+        },
+    }
+}

@@ -1,0 +1,196 @@
+//! Tables of what the agent's objects say, read in one `GetManagedObjects` call.
+
+use std::collections::HashMap;
+
+use daisee_api::{
+    BUS_NAME, ConfigProxy, ControllerProxy, GatewayProxy, InverterProxy, MeterProxy, ROOT,
+    RelayProxy, UpdateProxy, interface_of,
+};
+use zbus::Connection;
+use zbus::fdo::{ManagedObjects, ObjectManagerProxy};
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+type Properties = HashMap<String, OwnedValue>;
+
+/// Every object of the agent, with its properties.
+pub(crate) async fn objects(conn: &Connection) -> zbus::Result<ManagedObjects> {
+    let manager = ObjectManagerProxy::builder(conn)
+        .destination(BUS_NAME)?
+        .path(ROOT)?
+        .build()
+        .await?;
+    Ok(manager.get_managed_objects().await?)
+}
+
+/// The properties of every object with `interface`, in path order.
+fn with<'a>(objects: &'a ManagedObjects, interface: &str) -> Vec<&'a Properties> {
+    let mut found: Vec<(&OwnedObjectPath, &Properties)> = objects
+        .iter()
+        .filter_map(|(path, ifaces)| {
+            ifaces
+                .iter()
+                .find(|(name, _)| name.as_str() == interface)
+                .map(|(_, props)| (path, props))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+fn get<T: TryFrom<OwnedValue>>(props: &Properties, name: &str) -> Option<T> {
+    props
+        .get(name)
+        .and_then(|v| v.try_clone().ok())
+        .and_then(|v| T::try_from(v).ok())
+}
+
+fn text(props: &Properties, name: &str) -> String {
+    get(props, name).unwrap_or_default()
+}
+
+fn int(props: &Properties, name: &str) -> i64 {
+    get(props, name).unwrap_or_default()
+}
+
+fn counter(props: &Properties, name: &str) -> u64 {
+    get(props, name).unwrap_or_default()
+}
+
+fn flag(props: &Properties, name: &str) -> bool {
+    get(props, name).unwrap_or_default()
+}
+
+/// Every sensor, meter and inverter channel.
+pub(crate) fn meters(objects: &ManagedObjects) -> zbus::Result<()> {
+    println!(
+        "{:<16} {:<8} {:>11} {:>9} {:>14} {:>14}  FAULT",
+        "METER", "DEVICE", "POWER W", "VOLTAGE", "IMPORT KWH", "EXPORT KWH"
+    );
+    for m in with(objects, interface_of::<MeterProxy<'_>>()) {
+        let power = if flag(m, "Online") {
+            format!("{:.1}", int(m, "Power") as f64 / 1000.0)
+        } else {
+            "offline".into()
+        };
+        println!(
+            "{:<16} {:<8} {:>11} {:>9.1} {:>14.3} {:>14.3}  {}",
+            text(m, "Name"),
+            text(m, "Device"),
+            power,
+            int(m, "Voltage") as f64 / 1000.0,
+            counter(m, "ImportEnergy") as f64 / 1e6,
+            counter(m, "ExportEnergy") as f64 / 1e6,
+            text(m, "Fault"),
+        );
+    }
+    Ok(())
+}
+
+/// Every relay.
+pub(crate) fn relays(objects: &ManagedObjects) -> zbus::Result<()> {
+    println!("{:<16} {:<8} {:<7} {:<5}", "RELAY", "STATE", "MODE", "SAFE");
+    for r in with(objects, interface_of::<RelayProxy<'_>>()) {
+        println!(
+            "{:<16} {:<8} {:<7} {:<5}",
+            text(r, "Name"),
+            text(r, "State"),
+            text(r, "Mode"),
+            text(r, "SafeState")
+        );
+    }
+    Ok(())
+}
+
+/// Every inverter's limit.
+pub(crate) fn inverters(objects: &ManagedObjects) -> zbus::Result<()> {
+    println!(
+        "{:<16} {:>9} {:>8} {:<7}  FAULT",
+        "INVERTER", "RATED W", "LIMIT", "MODE"
+    );
+    for i in with(objects, interface_of::<InverterProxy<'_>>()) {
+        let limit = if flag(i, "Limited") {
+            format!("{} %", int(i, "LimitPercent"))
+        } else {
+            "none".into()
+        };
+        println!(
+            "{:<16} {:>9.0} {:>8} {:<7}  {}",
+            text(i, "Name"),
+            int(i, "Rated") as f64 / 1000.0,
+            limit,
+            text(i, "Mode"),
+            text(i, "Fault"),
+        );
+    }
+    Ok(())
+}
+
+/// The update slots.
+pub(crate) async fn update(update: &UpdateProxy<'_>) -> zbus::Result<()> {
+    let booted = update.boot_slot().await?;
+    let (operation, error) = update.installer().await?;
+    println!("booted slot {booted}, RAUC {operation}");
+    if !error.is_empty() {
+        println!("last install failed: {error}");
+    }
+    println!(
+        "{:<10} {:<4} {:<9} {:<6} BUNDLE",
+        "SLOT", "BOOT", "STATE", "STATUS"
+    );
+    for s in update.slots().await? {
+        println!(
+            "{:<10} {:<4} {:<9} {:<6} {}",
+            s.name, s.bootname, s.state, s.boot_status, s.bundle_version
+        );
+    }
+    Ok(())
+}
+
+/// The gateway, demand response, and every channel, relay and inverter.
+pub(crate) async fn status(conn: &Connection) -> zbus::Result<()> {
+    let objects = objects(conn).await?;
+    let gateway = with(&objects, interface_of::<GatewayProxy<'_>>());
+    let config = with(&objects, interface_of::<ConfigProxy<'_>>());
+    if let (Some(g), Some(c)) = (gateway.first(), config.first()) {
+        println!(
+            "gateway `{}` (daisee-agent {}), configuration revision {}",
+            text(g, "Name"),
+            text(g, "Version"),
+            counter(c, "Revision")
+        );
+    }
+    if let Some(c) = with(&objects, interface_of::<ControllerProxy<'_>>()).first() {
+        println!("{}", control_line(c));
+    }
+    println!();
+    meters(&objects)?;
+    println!();
+    relays(&objects)?;
+    if !with(&objects, interface_of::<InverterProxy<'_>>()).is_empty() {
+        println!();
+        inverters(&objects)?;
+    }
+    Ok(())
+}
+
+fn control_line(c: &Properties) -> String {
+    let watts = |name: &str| match int(c, name) {
+        0 => "none".to_owned(),
+        mw => format!("{:.0} W", mw as f64 / 1000.0),
+    };
+    let export = if flag(c, "ExportLimited") {
+        format!("{:.0} W", int(c, "ExportLimit") as f64 / 1000.0)
+    } else {
+        "none".to_owned()
+    };
+    format!(
+        "demand response: grid {:.1} W, import limit {}, export limit {export}{}",
+        int(c, "GridPower") as f64 / 1000.0,
+        watts("ImportLimit"),
+        if flag(c, "Stale") {
+            ", measurements stale: loads in their safe states"
+        } else {
+            ""
+        }
+    )
+}

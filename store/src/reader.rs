@@ -1,0 +1,57 @@
+//! A read-only view of the history for queries (D-Bus, the CLI): it never creates the file,
+//! migrates its schema or takes the writer's lock, so anyone may ask while the agent writes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use daisee_hal::{MilliWatts, Timestamp};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{RelayEvent, SlotEnergy, StoreError, query};
+
+/// The history, opened read-only.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Opens the history at `path` read-only; it must exist.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Self { conn })
+    }
+
+    /// The stored samples of `channel` from `from` (inclusive) to `to` (exclusive).
+    pub fn samples(
+        &self,
+        channel: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(Timestamp, MilliWatts)>, StoreError> {
+        query::samples(&self.conn, channel, from, to)
+    }
+
+    /// The energy slots of `channel` starting from `from` (inclusive) to `to` (exclusive).
+    pub fn energy(
+        &self,
+        channel: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SlotEnergy>, StoreError> {
+        query::energy(&self.conn, channel, from, to)
+    }
+
+    /// Relay events from `from` (inclusive) to `to` (exclusive), oldest first.
+    pub fn relay_events(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<RelayEvent>, StoreError> {
+        query::relay_events(&self.conn, from, to)
+    }
+}
