@@ -146,7 +146,7 @@ pub async fn serve(
         .sensors
         .iter()
         .map(|s| &s.name)
-        .chain(config.meters.iter().map(|m| &m.name))
+        .chain(config.modbus_devices().map(|m| &m.name))
     {
         let meter = MeterObject {
             name: name.clone(),

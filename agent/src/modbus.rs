@@ -9,12 +9,11 @@ use daisee_hal::sim::Site;
 use daisee_hal::{Clock, Energy, EnergyIntegrator, ErrorKind, MeterReading, Timestamp};
 use daisee_modbus::bus::{Bus, Endpoint};
 use daisee_modbus::device::{Backoff, Device, Map, Poller};
-use daisee_modbus::profile::Profile;
 use daisee_modbus::sunspec::Role;
 use daisee_modbus_sim::{Layout, ProfileMeter, Simulator, SunSpecDevice};
 use tokio::task::AbortHandle;
 
-use crate::config::{Config, Link, MeterMap};
+use crate::config::{Config, Link};
 use crate::device::Fault;
 use crate::gateway::ChannelState;
 
@@ -70,11 +69,8 @@ impl ModbusMeters {
         for (index, bus) in config.buses.iter().enumerate() {
             // Each meter's map, its profile file read once for the simulator and the client.
             let mut on_bus = Vec::new();
-            for m in config.meters.iter().filter(|m| m.bus == index) {
-                match map_of(&m.map) {
-                    Ok(map) => on_bus.push((m, map)),
-                    Err(e) => errors.push(format!("meter `{}` (line {}): {e}", m.name, m.line)),
-                }
+            for m in config.modbus_devices().filter(|m| m.bus == index) {
+                on_bus.push((m, m.map.to_map()));
             }
             let endpoint = match &bus.link {
                 Link::Tcp(addr) => Endpoint::Tcp(*addr),
@@ -189,18 +185,6 @@ impl Drop for ModbusMeters {
             task.abort();
         }
     }
-}
-
-/// How the client finds a meter's registers: its profile read now, or SunSpec discovery later.
-fn map_of(map: &MeterMap) -> Result<Map, String> {
-    let profile = match map {
-        MeterMap::SunSpec(role) => return Ok(Map::SunSpec(*role)),
-        MeterMap::Shipped(name) => Profile::shipped(name)
-            .ok_or_else(|| format!("no shipped profile `{name}`"))?
-            .map_err(|e| format!("shipped profile `{name}`: {e}"))?,
-        MeterMap::File(path) => Profile::load(path).map_err(|e| e.to_string())?,
-    };
-    Ok(Map::Profile(Arc::new(profile)))
 }
 
 /// Polls the bus's devices once per interval and files each result in its slot.

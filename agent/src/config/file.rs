@@ -2,13 +2,17 @@
 //! anything changes, written atomically (temp file, fsync, rename, fsync of the directory), with a
 //! revision number kept in its first line.
 
-use std::fs::File;
+use std::collections::hash_map::RandomState;
+use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use toml_edit::{DocumentMut, Item, Value};
+use toml_edit::{ArrayOfTables, DocumentMut, Item, TableLike, Value};
 
-use super::{Config, ConfigError};
+use super::check::quote;
+use super::{Config, ConfigError, MAX_CONFIG_BYTES};
 
 /// The first line of a file the agent wrote: `# revision 7 (written by daisee-agent)`.
 const REVISION_PREFIX: &str = "# revision ";
@@ -22,6 +26,12 @@ pub enum ChangeError {
     /// There is no file to change (the built-in demo).
     #[error("the configuration is built in (the demo): run with --config FILE to change it")]
     BuiltIn,
+    /// The revision number cannot count further; nothing changed.
+    #[error(
+        "the file is at revision {}, the last there is: remove its first line (`# revision …`) to count again from 0",
+        u64::MAX
+    )]
+    LastRevision,
     /// Writing the file failed; the old file is intact.
     #[error("writing {path}: {source}")]
     Write {
@@ -102,18 +112,35 @@ impl ConfigFile {
 
     /// Replaces the whole TOML.
     pub fn set(&mut self, text: &str) -> Result<Change, ChangeError> {
-        // Validated as given, so that errors name the caller's lines.
-        Config::parse(text).map_err(ChangeError::Invalid)?;
+        let blank = text
+            .lines()
+            .map(str::trim)
+            .all(|l| l.is_empty() || l.starts_with('#'));
+        if blank {
+            return Err(invalid(
+                "",
+                "the configuration is empty: it would remove every device",
+            ));
+        }
         self.commit(text)
     }
 
     /// Sets one key to `value`, a TOML value (`7000`, `"on"`, `["08:00-12:00"]`), keeping the
     /// rest of the file as it is.
     pub fn set_key(&mut self, key: &str, value: &str) -> Result<Change, ChangeError> {
+        if value.len() > MAX_CONFIG_BYTES {
+            return Err(invalid(
+                key,
+                &format!(
+                    "the value is {} bytes, more than {MAX_CONFIG_BYTES}",
+                    value.len()
+                ),
+            ));
+        }
         let mut doc = self.document()?;
         let value: Value = value
             .parse()
-            .map_err(|_| invalid(key, &format!("`{value}` is not a TOML value")))?;
+            .map_err(|_| invalid(key, &format!("{} is not a TOML value", quote(value))))?;
         let (parent, last) = match key.rsplit_once('.') {
             Some((parent, last)) => (lookup_mut(doc.as_item_mut(), parent), last),
             None => (Some(doc.as_item_mut()), key),
@@ -121,37 +148,41 @@ impl ConfigFile {
         let table = parent
             .and_then(Item::as_table_like_mut)
             .ok_or_else(|| invalid(key, "no such table"))?;
-        table.insert(last, Item::Value(value));
-        let text = doc.to_string();
-        Config::parse(&text).map_err(ChangeError::Invalid)?;
-        self.commit(&text)
+        insert(table, last, value);
+        self.commit(&doc.to_string())
     }
 
     fn document(&self) -> Result<DocumentMut, ChangeError> {
         self.text
             .parse()
-            .map_err(|e: toml_edit::TomlError| invalid("", &e.to_string()))
+            .map_err(|e: toml_edit::TomlError| invalid("", &super::check::plain(&e.to_string())))
     }
 
-    /// Writes valid `text` as the next revision and makes it the configuration in force.
+    /// Checks `text` and writes it as the next revision, the configuration then in force.
     fn commit(&mut self, text: &str) -> Result<Change, ChangeError> {
         let path = self.path.clone().ok_or(ChangeError::BuiltIn)?;
-        let revision = self.revision + 1;
-        let body = match text.lines().next() {
+        let revision = self
+            .revision
+            .checked_add(1)
+            .ok_or(ChangeError::LastRevision)?;
+        // The header replaces the caller's, or moves every line down one.
+        let (body, added) = match text.lines().next() {
             Some(first) if first.starts_with(REVISION_PREFIX) => {
-                text.split_once('\n').map_or("", |(_, rest)| rest)
+                (text.split_once('\n').map_or("", |(_, rest)| rest), 0)
             }
-            _ => text,
+            _ => (text, 1),
         };
         let text = format!("{REVISION_PREFIX}{revision} (written by daisee-agent)\n{body}");
-        // The configuration as the file now has it (the header moves every line down one).
-        let config = Config::parse(&text).map_err(ChangeError::Invalid)?;
+        // Parsed once, as the file will have it; errors name the caller's lines.
+        let config = Config::parse(&text).map_err(|mut e| {
+            e.line = e.line.map(|l| l.saturating_sub(added).max(1));
+            ChangeError::Invalid(e)
+        })?;
         write_atomically(&path, &text).map_err(|source| ChangeError::Write {
             path: path.display().to_string(),
             source,
         })?;
-        let restart = self.config.control.is_some() != config.control.is_some()
-            || devices(&self.config) != devices(&config);
+        let restart = self.config.needs_restart(&config);
         self.text = text;
         self.config = config.clone();
         self.revision = revision;
@@ -163,16 +194,35 @@ impl ConfigFile {
     }
 }
 
-/// The configuration without what applies at once (the settings in [control]) and without where
-/// things are in the file: what a change must leave alone to apply without a restart.
-fn devices(config: &Config) -> Config {
-    let mut c = config.clone();
-    c.control = None;
-    c.sensors.iter_mut().for_each(|s| s.line = 0);
-    c.relays.iter_mut().for_each(|r| r.line = 0);
-    c.meters.iter_mut().for_each(|m| m.line = 0);
-    c.buses.iter_mut().for_each(|b| b.line = 0);
-    c
+/// Puts `value` at `key` in `table`. A table it replaces stays a table, with its comments and
+/// place in the file.
+fn insert(table: &mut dyn TableLike, key: &str, value: Value) {
+    let item = match (table.get(key), value) {
+        (Some(Item::Table(old)), Value::InlineTable(new)) => {
+            let mut new = new.into_table();
+            *new.decor_mut() = old.decor().clone();
+            new.set_position(old.position());
+            Item::Table(new)
+        }
+        (Some(Item::ArrayOfTables(old)), Value::Array(new))
+            if new.iter().all(Value::is_inline_table) =>
+        {
+            let mut tables = ArrayOfTables::new();
+            for (i, value) in new.into_iter().enumerate() {
+                if let Value::InlineTable(t) = value {
+                    let mut t = t.into_table();
+                    if let Some(old) = old.get(i) {
+                        *t.decor_mut() = old.decor().clone();
+                        t.set_position(old.position());
+                    }
+                    tables.push(t);
+                }
+            }
+            Item::ArrayOfTables(tables)
+        }
+        (_, value) => Item::Value(value),
+    };
+    table.insert(key, item);
 }
 
 fn invalid(key: &str, message: &str) -> ChangeError {
@@ -222,11 +272,12 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.new"));
     // The new file keeps the old one's permissions (group-writable for daisee-admin, say).
-    let permissions = std::fs::metadata(path).map(|m| m.permissions()).ok();
+    let permissions = std::fs::metadata(path)
+        .map(|m| std::fs::Permissions::from_mode(m.permissions().mode() & 0o777))
+        .ok();
+    let (temp, mut file) = create_temp(dir, &name)?;
     let result = (|| {
-        let mut file = File::create(&temp)?;
         if let Some(p) = permissions {
             file.set_permissions(p)?;
         }
@@ -239,6 +290,26 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// A new file in `dir` under a fresh random name. The directory may be writable by others:
+/// `create_new` (O_EXCL) opens no existing file and follows no symbolic link planted there.
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    let mut tries = 0;
+    loop {
+        let random = RandomState::new().hash_one((std::process::id(), tries));
+        let temp = dir.join(format!(".{name}.{random:016x}.tmp"));
+        let opened = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp);
+        match opened {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
