@@ -203,6 +203,84 @@ mod tests {
         let e = error(&INA.replace("shunt_ohms = 0.1", "shunt_ohms = \"0.1\""));
         assert_eq!(e.line, Some(8));
         assert!(e.message.contains("invalid type"), "{e}");
+        assert!(e.message.ends_with("expected a number"), "{e}");
+        let e = error(&INA.replace("shunt_ohms", "reverse = 1\nshunt_ohms"));
+        assert!(e.message.ends_with("expected true or false"), "{e}");
+        let e = error(&INA.replace("address = 0x41", "address = 300"));
+        assert!(!e.message.contains("u8"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_value_is_not_echoed() {
+        let huge = "x".repeat(60_000);
+        let e = error(&INA.replace("shunt_ohms = 0.1", &format!("shunt_ohms = \"{huge}\"")));
+        assert!(e.to_string().len() < 200, "{e}");
+        let e = error(&INA.replace("backend = \"linux\"", &format!("backend = \"{huge}\"")));
+        assert!(e.to_string().len() < 300, "{e}");
+        let e = error(&format!("[control]\ngrid = \"{huge}\"\n"));
+        assert!(e.to_string().len() < 200, "{e}");
+    }
+
+    #[test]
+    fn a_configuration_over_the_bound_is_refused_by_its_size() {
+        let text = format!("{DEMO}\n#{}\n", "x".repeat(MAX_CONFIG_BYTES));
+        let e = error(&text);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the configuration is {} bytes, more than the 65536 allowed",
+                text.len()
+            )
+        );
+        let just = format!("{DEMO}#{}\n", "x".repeat(MAX_CONFIG_BYTES - DEMO.len() - 2));
+        assert!(Config::parse(&just).is_ok());
+    }
+
+    #[test]
+    fn every_name_is_checked_the_same_way() {
+        let bus = "[[modbus]]\nname = \"\"\nbackend = \"tcp\"\naddress = \"10.0.0.1:502\"\n";
+        assert_eq!(error(bus).key.as_deref(), Some("modbus[0].name"));
+        let long = INA.replace("battery", &"b".repeat(65));
+        assert!(error(&long).message.contains("more than 64"));
+        let control = INA.replace("battery", "bat\\ttery");
+        assert!(error(&control).message.contains("control characters"));
+    }
+
+    #[test]
+    fn only_changes_outside_control_need_a_restart() {
+        let demo = Config::parse(DEMO).unwrap();
+        let live = [
+            DEMO.replace("import_limit_w = 6000", "import_limit_w = 7000"),
+            DEMO.replace(
+                "hysteresis_w = 500",
+                "hysteresis_w = 500\nexport_limit_w = 0",
+            ),
+            DEMO.replace("grid = \"grid\"", "grid = \"rooftop_pv\""),
+            format!("# moved down\n\n{DEMO}"),
+        ];
+        for text in live {
+            assert!(
+                !demo.needs_restart(&Config::parse(&text).unwrap()),
+                "{text}"
+            );
+        }
+        let restart = [
+            DEMO.replace("peak_w = 3500", "peak_w = 3000"),
+            DEMO.replace("rated_w = 6000", "rated_w = 5000"),
+            DEMO.replace("priority = 2", "priority = 3"),
+            DEMO.replace("name = \"demo\"", "name = \"home\""),
+            DEMO.replace(
+                "[control]\ngrid = \"grid\"\nimport_limit_w = 6000\nhysteresis_w = 500\n",
+                "",
+            )
+            .replace("nominal_w = ", "# nominal_w = ")
+            .replace("priority = ", "# priority = ")
+            .replace("min_o", "# min_o")
+            .replace("max_switches", "# max_switches"),
+        ];
+        for text in restart {
+            assert!(demo.needs_restart(&Config::parse(&text).unwrap()), "{text}");
+        }
     }
 
     #[test]

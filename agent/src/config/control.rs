@@ -188,3 +188,40 @@ mod tests {
         assert!(e.contains("no [control] table"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod export_tests {
+    use daisee_hal::MilliWatts;
+
+    use crate::config::{Config, DEMO};
+
+    #[test]
+    fn an_export_limit_needs_an_inverter_to_curtail() {
+        let demo = |limit: &str| {
+            DEMO.replace(
+                "hysteresis_w = 500",
+                &format!("hysteresis_w = 500\n{limit}"),
+            )
+        };
+        let c = Config::parse(&demo("export_limit_w = 0")).unwrap();
+        assert_eq!(c.control.unwrap().export_limit, Some(MilliWatts(0)));
+        let c = Config::parse(&demo("export_limit_w = 3000")).unwrap();
+        assert_eq!(c.control.unwrap().export_limit, Some(MilliWatts(3_000_000)));
+        assert_eq!(
+            Config::parse(DEMO).unwrap().control.unwrap().export_limit,
+            None
+        );
+        for bad in ["-1", "10000001", "nan"] {
+            let e = Config::parse(&demo(&format!("export_limit_w = {bad}"))).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("control.export_limit_w"), "{e}");
+        }
+        let read_only =
+            demo("export_limit_w = 3000").replace("sunspec = true", "profile = \"eastron-sdm120\"");
+        let e = Config::parse(&read_only).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("control.export_limit_w"), "{e}");
+        assert!(
+            e.message.contains("no [[inverter]] with sunspec = true"),
+            "{e}"
+        );
+    }
+}

@@ -394,4 +394,146 @@ mod tests {
         let mut f = ConfigFile::new(None, TEXT.to_owned(), config);
         assert!(matches!(f.set(TEXT), Err(ChangeError::BuiltIn)));
     }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_planted_temporary_file_is_left_alone() {
+        let (mut f, path) = file("planted");
+        let dir = path.parent().unwrap();
+        let target = dir.join("target");
+        std::fs::write(&target, "precious").unwrap();
+        let planted = dir.join(".agent.toml.new");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        f.set_key("control.import_limit_w", "7000").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+        assert!(
+            std::fs::symlink_metadata(&planted)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("import_limit_w = 7000")
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o664, "the old file's permissions");
+        assert_eq!(names_in(dir), [".agent.toml.new", "agent.toml", "target"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("daisee-config-fail-{}", std::process::id()));
+        let path = dir.join("agent.toml");
+        // A directory where the file should be: the rename fails after the temporary file is written.
+        std::fs::create_dir_all(&path).unwrap();
+        let config = Config::parse(TEXT).unwrap();
+        let mut f = ConfigFile::new(Some(path.clone()), TEXT.to_owned(), config);
+        let e = f.set_key("control.import_limit_w", "7000").unwrap_err();
+        assert!(matches!(e, ChangeError::Write { .. }), "{e}");
+        assert_eq!(names_in(&dir), ["agent.toml"]);
+        assert_eq!((f.revision(), f.text()), (0, TEXT));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_empty_or_huge_configuration_is_refused() {
+        let (mut f, path) = file("empty");
+        for empty in ["", " \n\t\n", "# nothing\n\n   # at all\n"] {
+            let e = f.set(empty).unwrap_err();
+            assert!(e.to_string().contains("remove every device"), "{e}");
+        }
+        let huge = format!("{TEXT}#{}\n", "x".repeat(1_000_000));
+        let e = f.set(&huge).unwrap_err().to_string();
+        assert!(e.contains("65536") && e.len() < 100, "{e}");
+        let e = f.set_key("gateway.name", &format!("\"{}\"", "x".repeat(1_000_000)));
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("65536") && e.len() < 100, "{e}");
+        let e = f.set_key("gateway.name", &format!("\"{}", "x".repeat(10_000)));
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("not a TOML value") && e.len() < 100, "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), TEXT);
+        assert_eq!(f.revision(), 0);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn the_last_revision_refuses_the_next_change() {
+        let (_, path) = file("last");
+        let text = format!("# revision {} (written by daisee-agent)\n{TEXT}", u64::MAX);
+        std::fs::write(&path, &text).unwrap();
+        let config = Config::parse(&text).unwrap();
+        let mut f = ConfigFile::new(Some(path.clone()), text.clone(), config);
+        assert_eq!(f.revision(), u64::MAX);
+        let e = f.set_key("control.import_limit_w", "7000").unwrap_err();
+        assert!(matches!(e, ChangeError::LastRevision), "{e}");
+        assert!(e.to_string().contains("count again from 0"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn setting_a_whole_table_keeps_its_comments_and_place() {
+        let (mut f, path) = file("table");
+        let text = TEXT.replace("[control]", "# the fuse is 25 A\n[control]");
+        f.set(&text).unwrap();
+        let change = f
+            .set_key("control", "{ grid = \"grid\", import_limit_w = 7000 }")
+            .unwrap();
+        assert!(!change.restart);
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            on_disk.contains(
+                "\n\n# the fuse is 25 A\n[control]\ngrid = \"grid\"\nimport_limit_w = 7000\n"
+            ),
+            "{on_disk}"
+        );
+        assert!(
+            on_disk.find("[control]") < on_disk.find("[[relay]]"),
+            "{on_disk}"
+        );
+        let change = f
+            .set_key(
+                "relay",
+                "[{ name = \"a\", backend = \"sim\", safe_state = \"on\" }, \
+                 { name = \"b\", backend = \"sim\", safe_state = \"on\" }]",
+            )
+            .unwrap();
+        assert!(change.restart);
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(on_disk.matches("[[relay]]").count(), 2, "{on_disk}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn errors_name_the_callers_lines() {
+        let (mut f, path) = file("lines");
+        let bad = "[gateway]\nname = \"x\"\npoll_interval_ms = 5\n";
+        assert_eq!(line_of(f.set(bad)), Some(3));
+        f.set_key("control.import_limit_w", "7000").unwrap();
+        // The file now starts with its revision line; the caller's text may or may not.
+        assert_eq!(line_of(f.set(bad)), Some(3));
+        let with_header = f.text().replace("power_w = 100", "power_w = -1");
+        assert_eq!(line_of(f.set(&with_header)), Some(10));
+        assert_eq!(line_of(f.set_key("sim.load[0].power_w", "-1")), Some(10));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    fn line_of(result: Result<Change, ChangeError>) -> Option<usize> {
+        match result {
+            Err(ChangeError::Invalid(e)) => e.line,
+            other => panic!("{other:?}"),
+        }
+    }
 }

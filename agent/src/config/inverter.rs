@@ -80,3 +80,93 @@ pub(super) fn inverters(
     }
     Ok(inverters)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use daisee_hal::MilliWatts;
+
+    use crate::config::{Config, DEMO, MeterMap};
+
+    const SITE: &str = "[sim]\n[[sim.load]]\nname = \"pv\"\nprofile = \"solar\"\npeak_w = 5000\n\n\
+                        [[modbus]]\nname = \"lan\"\nbackend = \"sim\"\n\n\
+                        [[meter]]\nname = \"grid\"\nmodbus = \"lan\"\nunit = 1\nprofile = \"eastron-sdm630\"\nloads = [\"pv\"]\n\n\
+                        [[inverter]]\nname = \"pv\"\nmodbus = \"lan\"\nunit = 2\nsunspec = true\nrated_w = 5000\nloads = [\"pv\"]\n";
+
+    fn refused(text: &str) -> crate::config::ConfigError {
+        Config::parse(text).expect_err("refused")
+    }
+
+    #[test]
+    fn the_demo_inverter_is_curtailable() {
+        let c = Config::parse(DEMO).unwrap();
+        let pv = &c.inverters[0];
+        assert_eq!(pv.meter.name, "pv_inverter");
+        assert_eq!(pv.rated, MilliWatts(6_000_000));
+        assert_eq!(pv.revert, Duration::from_secs(60));
+        assert!(pv.curtailable());
+        assert_eq!(pv.meter.loads, ["rooftop_pv"]);
+        let names: Vec<_> = c.modbus_devices().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["flex_loads", "pv_inverter"]);
+    }
+
+    #[test]
+    fn inverters_share_the_meter_rules() {
+        let c = Config::parse(SITE).unwrap();
+        assert_eq!(c.inverters[0].meter.unit, 2);
+        let e = refused(&SITE.replace("unit = 2", "unit = 1"));
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(21), Some("inverter[0].unit"))
+        );
+        assert!(
+            e.message.contains("another meter has unit 1 on `lan`"),
+            "{e}"
+        );
+        let e = refused(&SITE.replace("name = \"pv\"\nmodbus", "name = \"grid\"\nmodbus"));
+        assert_eq!(e.key.as_deref(), Some("inverter[0].name"), "{e}");
+        let e = refused(&SITE.replace("loads = [\"pv\"]\n", "loads = [\"wind\"]\n"));
+        assert_eq!(e.key.as_deref(), Some("meter[0].loads"), "{e}");
+        let e = refused(&SITE.replace(
+            "sunspec = true",
+            "sunspec = true\nprofile = \"eastron-sdm630\"",
+        ));
+        assert!(e.message.contains("not both"), "{e}");
+        let e = refused(&SITE.replace("sunspec = true\n", ""));
+        assert!(e.message.contains("sunspec = true"), "{e}");
+        assert_eq!(e.key.as_deref(), Some("inverter[0].profile"));
+    }
+
+    #[test]
+    fn rating_and_revert_timer_are_bounded() {
+        for rated in [
+            "",
+            "rated_w = 0\n",
+            "rated_w = -5\n",
+            "rated_w = 10000001\n",
+        ] {
+            let e = refused(&SITE.replace("rated_w = 5000\n", rated));
+            assert_eq!(e.key.as_deref(), Some("inverter[0].rated_w"), "{e}");
+        }
+        assert!(Config::parse(&SITE.replace("rated_w = 5000", "rated_w = 10000000")).is_ok());
+        let c = Config::parse(&format!("{SITE}revert_s = 600\n")).unwrap();
+        assert_eq!(c.inverters[0].revert, Duration::from_secs(600));
+        for revert in ["revert_s = 9\n", "revert_s = 3601\n"] {
+            let e = refused(&format!("{SITE}{revert}"));
+            assert_eq!(
+                (e.line, e.key.as_deref()),
+                (Some(25), Some("inverter[0].revert_s")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_inverter_read_through_a_profile_is_not_curtailable() {
+        let text = SITE.replace("sunspec = true", "profile = \"eastron-sdm120\"");
+        let c = Config::parse(&text).unwrap();
+        assert!(!c.inverters[0].curtailable());
+        assert!(matches!(c.inverters[0].meter.map, MeterMap::Profile(_)));
+    }
+}

@@ -443,4 +443,37 @@ profile = "PROFILE_FILE"
         let e = error(&format!("{sensor}{}", lan()));
         assert_eq!(e.key.as_deref(), Some("meter[0].name"));
     }
+
+    #[test]
+    fn a_bad_profile_file_is_a_configuration_error_at_its_key() {
+        let dir = std::env::temp_dir().join(format!("daisee-bad-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret.toml");
+        std::fs::write(&secret, "root:$6$very-secret-hash:19000:0:99999:7:::\n").unwrap();
+        let with = |path: &Path| {
+            let p = path.display().to_string();
+            error(&lan().replace("eastron-sdm630", &p))
+        };
+        let e = with(&secret);
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(19), Some("meter[0].profile")),
+            "{e}"
+        );
+        assert!(
+            !e.message.contains("very-secret"),
+            "the file is not quoted: {e}"
+        );
+        let e = with(&dir.join("missing.toml"));
+        assert!(e.message.contains("No such file"), "{e}");
+        let e = with(&dir);
+        assert!(e.message.contains("not a regular file"), "{e}");
+        let big = dir.join("big.toml");
+        std::fs::write(&big, "#".repeat(300 * 1024)).unwrap();
+        assert!(with(&big).message.contains("more than"));
+        let point = dir.join("point.toml");
+        std::fs::write(&point, SHIPPED[0].1.replace("unit = \"W\"", "unit = \"V\"")).unwrap();
+        assert!(with(&point).message.contains("point"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
