@@ -29,8 +29,7 @@ use toml::Spanned;
 
 use check::{Locator, Names};
 
-/// The built-in demo gateway: a home with PV, two switched loads and a small DC panel on an INA219,
-/// all on the `sim` backend.
+/// The built-in demo gateway: a home with PV, switched loads, Modbus devices, all on `sim`.
 pub const DEMO: &str = include_str!("demo.toml");
 
 /// The largest configuration accepted, in bytes, from D-Bus or on disk.
@@ -135,8 +134,7 @@ impl Config {
         })
     }
 
-    /// Whether `new` takes a restart to apply: anything but the `[control]` settings changed
-    /// (where things are in the file does not count).
+    /// Whether `new` takes a restart: anything but the `[control]` settings changed, lines aside.
     pub fn needs_restart(&self, new: &Config) -> bool {
         self.control.is_some() != new.control.is_some() || self.devices() != new.devices()
     }

@@ -52,7 +52,7 @@ impl ConfigError {
 }
 
 /// A place in the file to point errors at: the whole file, or one table of it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Locator<'s> {
     source: &'s str,
     /// The table's span; none for the file's top level.
@@ -117,8 +117,7 @@ impl<'s> Locator<'s> {
             + 1
     }
 
-    /// The dotted path of the key on the line at `offset` (`relay[1].safe_state`), if that line
-    /// sets one.
+    /// The dotted path (`relay[1].safe_state`) of the key set on the line at `offset`, if any.
     fn key_at(&self, offset: usize) -> Option<String> {
         let offset = offset.min(self.source.len());
         let start = self.source[..offset].rfind('\n').map_or(0, |i| i + 1);
@@ -169,8 +168,7 @@ impl<'s> Locator<'s> {
     }
 }
 
-/// `value` in backquotes, cut short with an ellipsis so that a huge input never makes a huge
-/// message.
+/// `value` in backquotes, cut short with an ellipsis: a huge input never makes a huge message.
 pub(super) fn quote(value: &str) -> String {
     format!("`{}`", shorten(value))
 }
@@ -293,8 +291,7 @@ pub(super) fn required<T>(
     value.ok_or_else(|| at.error(key, format!("missing: {what}")))
 }
 
-/// `w` watts as milliwatts: finite, at most `max_mw` megawatts, and above 0 unless `zero` is
-/// allowed.
+/// `w` watts as milliwatts: finite, at most `max_mw` MW, above 0 unless `zero` is allowed.
 pub(super) fn watts(
     at: &Locator<'_>,
     key: &str,

@@ -125,8 +125,7 @@ impl ConfigFile {
         self.commit(text)
     }
 
-    /// Sets one key to `value`, a TOML value (`7000`, `"on"`, `["08:00-12:00"]`), keeping the
-    /// rest of the file as it is.
+    /// Sets one key to a TOML value (`7000`, `"on"`), keeping the rest of the file as it is.
     pub fn set_key(&mut self, key: &str, value: &str) -> Result<Change, ChangeError> {
         if value.len() > MAX_CONFIG_BYTES {
             return Err(invalid(
@@ -194,9 +193,9 @@ impl ConfigFile {
     }
 }
 
-/// Puts `value` at `key` in `table`. A table it replaces stays a table, with its comments and
-/// place in the file.
+/// Puts `value` at `key` in `table`; a table it replaces keeps its comments and place.
 fn insert(table: &mut dyn TableLike, key: &str, value: Value) {
+    // An inline table would drop the comment block above the table it replaces.
     let item = match (table.get(key), value) {
         (Some(Item::Table(old)), Value::InlineTable(new)) => {
             let mut new = new.into_table();
@@ -261,8 +260,7 @@ fn lookup_mut<'a>(mut item: &'a mut Item, key: &str) -> Option<&'a mut Item> {
     Some(item)
 }
 
-/// Replaces `path` with `text` so that a power cut leaves either the old file or the new one:
-/// a temporary file in the same directory, synced, renamed over it, and the directory synced.
+/// Replaces `path` with `text` so that a power cut leaves either the old file or the new one.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -292,9 +290,10 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     result
 }
 
-/// A new file in `dir` under a fresh random name. The directory may be writable by others:
-/// `create_new` (O_EXCL) opens no existing file and follows no symbolic link planted there.
+/// A new file in `dir` under a fresh random name.
 fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    // daisee-admin may write the directory: `create_new` (O_EXCL) opens no file planted there
+    // and follows no symbolic link.
     let mut tries = 0;
     loop {
         let random = RandomState::new().hash_one((std::process::id(), tries));

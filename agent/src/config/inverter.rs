@@ -17,14 +17,12 @@ pub struct Inverter {
     pub meter: Meter,
     /// Its rated power: the export limit curtails it in percent of this.
     pub rated: MilliWatts,
-    /// How long the inverter keeps a limit the agent stopped renewing: the fail-safe when the
-    /// agent dies.
+    /// The inverter's own revert timer: the fail-safe when the agent stops renewing a limit.
     pub revert: Duration,
 }
 
 impl Inverter {
-    /// Whether the agent can limit its power: SunSpec inverters can (models 123/704), profiles are
-    /// read only.
+    /// Whether the agent can limit its power: SunSpec (models 123/704) yes, profiles no.
     pub fn curtailable(&self) -> bool {
         self.meter.map == MeterMap::SunSpec(Role::Inverter)
     }

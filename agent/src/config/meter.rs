@@ -38,8 +38,8 @@ pub struct Meter {
     pub loads: Vec<String>,
 }
 
-/// How a device's registers are found: a profile read while the configuration was checked, or
-/// SunSpec discovery. Profiles compare by value, so that an edited profile file is a change.
+/// How a device's registers are found: a profile read while checking, or SunSpec discovery.
+// Profiles compare by value, so that an edited profile file is a change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MeterMap {
     /// A shipped profile or the user's profile file.
@@ -90,12 +90,11 @@ pub(super) struct DeviceKeys<'t> {
     pub(super) loads: Option<&'t Vec<String>>,
 }
 
-/// What the devices on Modbus buses are checked against: the buses, the site, the channel names,
-/// and which unit ids are taken on each bus (by a meter or an inverter).
+/// What Modbus devices are checked against, and the unit ids meters and inverters took.
 pub(super) struct Devices<'c> {
-    pub(super) buses: &'c [ModbusBus],
-    pub(super) sim: Option<&'c SimSite>,
-    pub(super) channels: &'c mut Names,
+    buses: &'c [ModbusBus],
+    sim: Option<&'c SimSite>,
+    channels: &'c mut Names,
     units: HashMap<(usize, u8), &'static str>,
 }
 
@@ -245,9 +244,10 @@ fn map(at: &Locator<'_>, keys: &DeviceKeys<'_>) -> Result<MeterMap, ConfigError>
     }
 }
 
-/// Reads a profile file. The agent may run as root while the configuration names any path: only
-/// regular files are read, at most `MAX_PROFILE_BYTES`, and a syntax error quotes none of the file.
+/// Reads and parses a profile file.
 fn load(path: &Path) -> Result<Profile, String> {
+    // The agent may run as root and the configuration names any path: only regular files, at
+    // most `MAX_PROFILE_BYTES`, and a syntax error quotes none of the file.
     let shown = quote(&path.display().to_string());
     let io = |e: std::io::Error| format!("profile file {shown}: {e}");
     if !std::fs::metadata(path).map_err(io)?.is_file() {

@@ -138,8 +138,7 @@ fn time_of_day(text: &str) -> Option<i64> {
     ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h * 60 + m) * 60_000)
 }
 
-/// The site a device on the sim backend needs: the one rule that makes every such device come
-/// with `Config::sim`.
+/// The site a device on the sim backend needs: the one place that rule is written.
 pub(super) fn require<'a>(
     at: &Locator<'_>,
     key: &str,
