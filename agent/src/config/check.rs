@@ -184,40 +184,66 @@ fn shorten(value: &str) -> String {
 pub(super) fn plain(message: &str) -> String {
     let message = message.trim_end();
     let message = match message.rsplit_once(", expected ") {
-        Some((found, expected)) => format!("{found}, expected {}", expected_in_words(expected)),
+        Some((found, expected)) => format!(
+            "{}, expected {}",
+            found_in_words(found),
+            expected_in_words(expected)
+        ),
         None => message.to_owned(),
     };
-    let mut out = String::new();
+    let (mut out, mut kept) = (String::new(), 0);
+    // The quote being read (its closing character) and how many characters of it were kept.
     let mut quoted: Option<(char, usize)> = None;
     for c in message.chars() {
-        if out.chars().count() >= MESSAGE_CHARS {
+        if kept >= MESSAGE_CHARS {
             out.push('…');
             break;
         }
-        match quoted {
-            Some((close, _)) if c == close => {
+        let keep = match &mut quoted {
+            Some((close, _)) if c == *close => {
                 quoted = None;
-                out.push(c);
+                true
             }
-            Some((_, n)) if n >= QUOTE_CHARS => {
-                if n == QUOTE_CHARS {
+            Some((_, n)) => {
+                *n += 1;
+                if *n == QUOTE_CHARS + 1 {
                     out.push('…');
-                    quoted = quoted.map(|(close, n)| (close, n + 1));
                 }
-            }
-            Some((close, n)) => {
-                quoted = Some((close, n + 1));
-                out.push(c);
+                *n <= QUOTE_CHARS
             }
             None => {
                 if c == '`' || c == '"' {
                     quoted = Some((c, 0));
                 }
-                out.push(c);
+                true
             }
+        };
+        if keep {
+            out.push(c);
+            kept += 1;
         }
     }
     out
+}
+
+/// What serde found, in TOML's words.
+fn found_in_words(found: &str) -> String {
+    for (serde, toml) in [
+        ("sequence", "a list"),
+        ("map", "a table"),
+        ("floating point", "number"),
+        ("integer", "whole number"),
+    ] {
+        for prefix in ["invalid type: ", "invalid value: "] {
+            if let Some(rest) = found
+                .strip_prefix(prefix)
+                .and_then(|f| f.strip_prefix(serde))
+            {
+                return format!("{prefix}{toml}{rest}");
+            }
+        }
+    }
+    found.to_owned()
 }
 
 /// What serde expected, as the file's author would say it.
@@ -335,7 +361,11 @@ mod tests {
         );
         assert_eq!(
             plain("invalid type: integer `1`, expected a boolean"),
-            "invalid type: integer `1`, expected true or false"
+            "invalid type: whole number `1`, expected true or false"
+        );
+        assert_eq!(
+            plain("invalid type: sequence, expected u8"),
+            "invalid type: a list, expected a whole number from 0 to 255"
         );
         let long = format!(
             "invalid type: string \"{}\", expected f64",
