@@ -67,7 +67,7 @@ impl ModbusMeters {
         let interval = Duration::from_millis(config.poll_interval_ms);
         let max_gap = interval * 10;
         for (index, bus) in config.buses.iter().enumerate() {
-            // Each meter's map, its profile file read once for the simulator and the client.
+            // Meters and inverters with their maps; the configuration already read the profiles.
             let mut on_bus = Vec::new();
             for m in config.modbus_devices().filter(|m| m.bus == index) {
                 on_bus.push((m, m.map.to_map()));
