@@ -1,25 +1,14 @@
-//! `[store]`, `[control]` and the demand-response keys of `[[relay]]` tables.
+//! The `[control]` table: demand response, the settings that apply without a restart.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use daisee_control::{FlexLoad, ImportLimit, Window};
-use daisee_hal::{MilliWatts, RelayState};
+use daisee_control::ImportLimit;
+use daisee_hal::MilliWatts;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Locator};
-
-/// Where and how the history is kept.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoreConfig {
-    /// The data directory (the history is `history.sqlite` in it).
-    pub dir: PathBuf,
-    /// How long raw samples are kept.
-    pub retention: Duration,
-    /// How often buffered samples are written (and acknowledged).
-    pub flush_interval: Duration,
-}
+use super::check::{self, ConfigError, Locator, Names, quote};
+use super::relay::Relay;
 
 /// Demand response.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,16 +17,10 @@ pub struct ControlConfig {
     pub grid: String,
     /// The import limit, if any.
     pub import_limit: Option<ImportLimit>,
+    /// The most the site may export (0: nothing), enforced by curtailing the SunSpec inverters.
+    pub export_limit: Option<MilliWatts>,
     /// Grid readings older than this put the loads in their safe states.
     pub stale_after: Duration,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct StoreTable {
-    dir: String,
-    retention_days: Option<u32>,
-    flush_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -46,65 +29,34 @@ pub(super) struct ControlTable {
     grid: String,
     import_limit_w: Option<f64>,
     hysteresis_w: Option<f64>,
+    export_limit_w: Option<f64>,
     stale_after_ms: Option<u64>,
 }
 
-/// The demand-response keys of a relay table.
-pub(super) struct FlexKeys<'a> {
-    pub(super) priority: Option<u8>,
-    pub(super) nominal_w: Option<f64>,
-    pub(super) min_on_s: Option<u64>,
-    pub(super) min_off_s: Option<u64>,
-    pub(super) max_switches_per_hour: Option<u32>,
-    pub(super) schedule: &'a Option<Vec<String>>,
+/// What the control settings are checked against.
+pub(super) struct Context<'c> {
+    /// The channel names.
+    pub(super) channels: &'c Names,
+    /// The gateway's poll interval.
+    pub(super) poll_interval_ms: u64,
+    /// Whether an inverter can be curtailed.
+    pub(super) curtailable: bool,
 }
 
-pub(super) fn store(
-    at: &Locator<'_>,
-    table: &Spanned<StoreTable>,
-) -> Result<StoreConfig, ConfigError> {
-    let (span, t) = (table.span(), table.get_ref());
-    let err = |key: &str, message: String| at.error(&span, "store".into(), key, message);
-    let days = t.retention_days.unwrap_or(30);
-    if !(1..=3650).contains(&days) {
-        return Err(err(
-            "retention_days",
-            format!("{days} is outside 1 to 3650"),
-        ));
-    }
-    let flush = t.flush_interval_ms.unwrap_or(60_000);
-    if !(100..=600_000).contains(&flush) {
-        return Err(err(
-            "flush_interval_ms",
-            format!("{flush} is outside 100 ms to 10 min"),
-        ));
-    }
-    Ok(StoreConfig {
-        dir: PathBuf::from(&t.dir),
-        retention: Duration::from_secs(u64::from(days) * 86_400),
-        flush_interval: Duration::from_millis(flush),
-    })
-}
-
+/// The demand-response settings.
 pub(super) fn control(
     at: &Locator<'_>,
     table: &Spanned<ControlTable>,
-    channels: &[&str],
-    poll_interval_ms: u64,
+    cx: &Context<'_>,
 ) -> Result<ControlConfig, ConfigError> {
-    let (span, t) = (table.span(), table.get_ref());
-    let err = |key: &str, message: String| at.error(&span, "control".into(), key, message);
-    if !channels.contains(&t.grid.as_str()) {
-        return Err(err(
+    let (at, t) = (at.table(table.span(), "control"), table.get_ref());
+    if !cx.channels.contains(&t.grid) {
+        return Err(at.error(
             "grid",
-            format!("no sensor or meter named `{}`", t.grid),
+            format!("no sensor, meter or inverter named {}", quote(&t.grid)),
         ));
     }
-    let watts = |key: &str, w: f64| {
-        (w.is_finite() && (0.0..=1e7).contains(&w))
-            .then(|| MilliWatts::from_watts(w))
-            .ok_or_else(|| err(key, format!("{w} is outside 0 to 10 MW")))
-    };
+    let watts = |key: &str, w: f64| check::watts(&at, key, w, true, 10);
     let import_limit = match t.import_limit_w {
         Some(limit) => Some(ImportLimit {
             limit: watts("import_limit_w", limit)?,
@@ -115,94 +67,84 @@ pub(super) fn control(
     if let Some(l) = import_limit
         && l.hysteresis.0 >= l.limit.0
     {
-        return Err(err(
+        return Err(at.error(
             "hysteresis_w",
-            "must be less than import_limit_w, or no load would ever come back".into(),
+            "must be less than import_limit_w, or no load would ever come back",
         ));
     }
-    let stale_after = t.stale_after_ms.unwrap_or(3 * poll_interval_ms);
-    if stale_after > 3_600_000 {
-        return Err(err(
-            "stale_after_ms",
-            format!("{stale_after} is more than an hour"),
-        ));
-    }
-    if stale_after < poll_interval_ms {
-        return Err(err(
-            "stale_after_ms",
-            format!("{stale_after} is less than the poll interval ({poll_interval_ms} ms)"),
+    let export_limit = t
+        .export_limit_w
+        .map(|w| watts("export_limit_w", w))
+        .transpose()?;
+    if export_limit.is_some() && !cx.curtailable {
+        return Err(at.error(
+            "export_limit_w",
+            "no [[inverter]] with sunspec = true could be curtailed to keep it",
         ));
     }
     Ok(ControlConfig {
         grid: t.grid.clone(),
         import_limit,
-        stale_after: Duration::from_millis(stale_after),
+        export_limit,
+        stale_after: stale_after(&at, t, cx.poll_interval_ms)?,
     })
 }
 
-/// The relay as a load under demand response, if it has a nominal power.
-pub(super) fn flex_load(
-    err: impl Fn(&str, String) -> ConfigError,
-    name: &str,
-    safe: RelayState,
-    keys: FlexKeys<'_>,
-) -> Result<Option<FlexLoad>, ConfigError> {
-    let Some(nominal_w) = keys.nominal_w else {
-        let stray = [
-            ("priority", keys.priority.is_some()),
-            ("min_on_s", keys.min_on_s.is_some()),
-            ("min_off_s", keys.min_off_s.is_some()),
-            (
-                "max_switches_per_hour",
-                keys.max_switches_per_hour.is_some(),
-            ),
-            ("schedule", keys.schedule.is_some()),
-        ];
-        return match stray.iter().find(|(_, given)| *given) {
-            Some((key, _)) => Err(err(
-                key,
-                "needs nominal_w: only loads with a nominal power are switched".into(),
-            )),
-            None => Ok(None),
+fn stale_after(
+    at: &Locator<'_>,
+    t: &ControlTable,
+    poll_interval_ms: u64,
+) -> Result<Duration, ConfigError> {
+    let stale_after = t.stale_after_ms.unwrap_or(3 * poll_interval_ms);
+    if stale_after > 3_600_000 {
+        return Err(at.error(
+            "stale_after_ms",
+            format!("{stale_after} is more than an hour"),
+        ));
+    }
+    if stale_after < poll_interval_ms {
+        return Err(at.error(
+            "stale_after_ms",
+            format!("{stale_after} is less than the poll interval ({poll_interval_ms} ms)"),
+        ));
+    }
+    Ok(Duration::from_millis(stale_after))
+}
+
+/// Checks that the relays demand response switches can be switched under these settings.
+pub(super) fn check_relays(
+    relays: &[Relay],
+    control: Option<&ControlConfig>,
+) -> Result<(), ConfigError> {
+    let Some(control) = control else {
+        return match relays.iter().find(|r| r.flex.is_some()) {
+            Some(r) => Err(ConfigError {
+                line: Some(r.line),
+                key: Some("control".into()),
+                message: format!(
+                    "relay `{}` is a load to switch (nominal_w), but there is no [control] table naming the grid channel",
+                    r.name
+                ),
+            }),
+            None => Ok(()),
         };
     };
-    if !(nominal_w.is_finite() && nominal_w > 0.0 && nominal_w <= 1e6) {
-        return Err(err(
-            "nominal_w",
-            format!("{nominal_w} is outside 0 to 1 MW"),
-        ));
-    }
-    let schedule = keys
-        .schedule
-        .iter()
-        .flatten()
-        .map(|w| {
-            w.parse::<Window>()
-                .map_err(|e| err("schedule", e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
-    for (key, secs) in [("min_on_s", keys.min_on_s), ("min_off_s", keys.min_off_s)] {
-        if secs.is_some_and(|s| s > 86_400) {
-            return Err(err(key, "is more than a day".into()));
+    // A load bigger than the room the limit leaves would never be switched on.
+    if let Some(limit) = control.import_limit {
+        let room = limit.limit.0 - limit.hysteresis.0;
+        if let Some(r) = relays
+            .iter()
+            .find(|r| r.flex.as_ref().is_some_and(|f| f.nominal.0 > room))
+        {
+            return Err(ConfigError {
+                line: Some(r.line),
+                key: Some(format!("relay `{}`.nominal_w", r.name)),
+                message: "more than import_limit_w - hysteresis_w: it would never be switched on"
+                    .into(),
+            });
         }
     }
-    let per_hour = keys.max_switches_per_hour.unwrap_or(6);
-    if per_hour == 0 {
-        return Err(err(
-            "max_switches_per_hour",
-            "0 would never let it switch".into(),
-        ));
-    }
-    Ok(Some(FlexLoad {
-        name: name.to_owned(),
-        priority: keys.priority.unwrap_or(0),
-        nominal: MilliWatts::from_watts(nominal_w),
-        min_on: Duration::from_secs(keys.min_on_s.unwrap_or(60)),
-        min_off: Duration::from_secs(keys.min_off_s.unwrap_or(60)),
-        max_switches_per_hour: per_hour,
-        safe,
-        schedule,
-    }))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -244,5 +186,42 @@ mod tests {
             "",
         ));
         assert!(e.contains("no [control] table"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod export_tests {
+    use daisee_hal::MilliWatts;
+
+    use crate::config::{Config, DEMO};
+
+    #[test]
+    fn an_export_limit_needs_an_inverter_to_curtail() {
+        let demo = |limit: &str| {
+            DEMO.replace(
+                "hysteresis_w = 500",
+                &format!("hysteresis_w = 500\n{limit}"),
+            )
+        };
+        let c = Config::parse(&demo("export_limit_w = 0")).unwrap();
+        assert_eq!(c.control.unwrap().export_limit, Some(MilliWatts(0)));
+        let c = Config::parse(&demo("export_limit_w = 3000")).unwrap();
+        assert_eq!(c.control.unwrap().export_limit, Some(MilliWatts(3_000_000)));
+        assert_eq!(
+            Config::parse(DEMO).unwrap().control.unwrap().export_limit,
+            None
+        );
+        for bad in ["-1", "10000001", "nan"] {
+            let e = Config::parse(&demo(&format!("export_limit_w = {bad}"))).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("control.export_limit_w"), "{e}");
+        }
+        let read_only =
+            demo("export_limit_w = 3000").replace("sunspec = true", "profile = \"eastron-sdm120\"");
+        let e = Config::parse(&read_only).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("control.export_limit_w"), "{e}");
+        assert!(
+            e.message.contains("no [[inverter]] with sunspec = true"),
+            "{e}"
+        );
     }
 }

@@ -2,13 +2,17 @@
 //! anything changes, written atomically (temp file, fsync, rename, fsync of the directory), with a
 //! revision number kept in its first line.
 
-use std::fs::File;
+use std::collections::hash_map::RandomState;
+use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use toml_edit::{DocumentMut, Item, Value};
+use toml_edit::{ArrayOfTables, DocumentMut, Item, TableLike, Value};
 
-use super::{Config, ConfigError};
+use super::check::quote;
+use super::{Config, ConfigError, MAX_CONFIG_BYTES};
 
 /// The first line of a file the agent wrote: `# revision 7 (written by daisee-agent)`.
 const REVISION_PREFIX: &str = "# revision ";
@@ -22,6 +26,12 @@ pub enum ChangeError {
     /// There is no file to change (the built-in demo).
     #[error("the configuration is built in (the demo): run with --config FILE to change it")]
     BuiltIn,
+    /// The revision number cannot count further; nothing changed.
+    #[error(
+        "the file is at revision {}, the last there is: remove its first line (`# revision …`) to count again from 0",
+        u64::MAX
+    )]
+    LastRevision,
     /// Writing the file failed; the old file is intact.
     #[error("writing {path}: {source}")]
     Write {
@@ -102,18 +112,34 @@ impl ConfigFile {
 
     /// Replaces the whole TOML.
     pub fn set(&mut self, text: &str) -> Result<Change, ChangeError> {
-        // Validated as given, so that errors name the caller's lines.
-        Config::parse(text).map_err(ChangeError::Invalid)?;
+        let blank = text
+            .lines()
+            .map(str::trim)
+            .all(|l| l.is_empty() || l.starts_with('#'));
+        if blank {
+            return Err(invalid(
+                "",
+                "the configuration is empty: it would remove every device",
+            ));
+        }
         self.commit(text)
     }
 
-    /// Sets one key to `value`, a TOML value (`7000`, `"on"`, `["08:00-12:00"]`), keeping the
-    /// rest of the file as it is.
+    /// Sets one key to a TOML value (`7000`, `"on"`), keeping the rest of the file as it is.
     pub fn set_key(&mut self, key: &str, value: &str) -> Result<Change, ChangeError> {
+        if value.len() > MAX_CONFIG_BYTES {
+            return Err(invalid(
+                key,
+                &format!(
+                    "the value is {} bytes, more than {MAX_CONFIG_BYTES}",
+                    value.len()
+                ),
+            ));
+        }
         let mut doc = self.document()?;
         let value: Value = value
             .parse()
-            .map_err(|_| invalid(key, &format!("`{value}` is not a TOML value")))?;
+            .map_err(|_| invalid(key, &format!("{} is not a TOML value", quote(value))))?;
         let (parent, last) = match key.rsplit_once('.') {
             Some((parent, last)) => (lookup_mut(doc.as_item_mut(), parent), last),
             None => (Some(doc.as_item_mut()), key),
@@ -121,37 +147,41 @@ impl ConfigFile {
         let table = parent
             .and_then(Item::as_table_like_mut)
             .ok_or_else(|| invalid(key, "no such table"))?;
-        table.insert(last, Item::Value(value));
-        let text = doc.to_string();
-        Config::parse(&text).map_err(ChangeError::Invalid)?;
-        self.commit(&text)
+        insert(table, last, value);
+        self.commit(&doc.to_string())
     }
 
     fn document(&self) -> Result<DocumentMut, ChangeError> {
         self.text
             .parse()
-            .map_err(|e: toml_edit::TomlError| invalid("", &e.to_string()))
+            .map_err(|e: toml_edit::TomlError| invalid("", &super::check::plain(&e.to_string())))
     }
 
-    /// Writes valid `text` as the next revision and makes it the configuration in force.
+    /// Checks `text` and writes it as the next revision, the configuration then in force.
     fn commit(&mut self, text: &str) -> Result<Change, ChangeError> {
         let path = self.path.clone().ok_or(ChangeError::BuiltIn)?;
-        let revision = self.revision + 1;
-        let body = match text.lines().next() {
+        let revision = self
+            .revision
+            .checked_add(1)
+            .ok_or(ChangeError::LastRevision)?;
+        // The header replaces the caller's, or moves every line down one.
+        let (body, added) = match text.lines().next() {
             Some(first) if first.starts_with(REVISION_PREFIX) => {
-                text.split_once('\n').map_or("", |(_, rest)| rest)
+                (text.split_once('\n').map_or("", |(_, rest)| rest), 0)
             }
-            _ => text,
+            _ => (text, 1),
         };
         let text = format!("{REVISION_PREFIX}{revision} (written by daisee-agent)\n{body}");
-        // The configuration as the file now has it (the header moves every line down one).
-        let config = Config::parse(&text).map_err(ChangeError::Invalid)?;
+        // Parsed once, as the file will have it; errors name the caller's lines.
+        let config = Config::parse(&text).map_err(|mut e| {
+            e.line = e.line.map(|l| l.saturating_sub(added).max(1));
+            ChangeError::Invalid(e)
+        })?;
         write_atomically(&path, &text).map_err(|source| ChangeError::Write {
             path: path.display().to_string(),
             source,
         })?;
-        let restart = self.config.control.is_some() != config.control.is_some()
-            || devices(&self.config) != devices(&config);
+        let restart = self.config.needs_restart(&config);
         self.text = text;
         self.config = config.clone();
         self.revision = revision;
@@ -163,16 +193,35 @@ impl ConfigFile {
     }
 }
 
-/// The configuration without what applies at once (the settings in [control]) and without where
-/// things are in the file: what a change must leave alone to apply without a restart.
-fn devices(config: &Config) -> Config {
-    let mut c = config.clone();
-    c.control = None;
-    c.sensors.iter_mut().for_each(|s| s.line = 0);
-    c.relays.iter_mut().for_each(|r| r.line = 0);
-    c.meters.iter_mut().for_each(|m| m.line = 0);
-    c.buses.iter_mut().for_each(|b| b.line = 0);
-    c
+/// Puts `value` at `key` in `table`; a table it replaces keeps its comments and place.
+fn insert(table: &mut dyn TableLike, key: &str, value: Value) {
+    // An inline table would drop the comment block above the table it replaces.
+    let item = match (table.get(key), value) {
+        (Some(Item::Table(old)), Value::InlineTable(new)) => {
+            let mut new = new.into_table();
+            *new.decor_mut() = old.decor().clone();
+            new.set_position(old.position());
+            Item::Table(new)
+        }
+        (Some(Item::ArrayOfTables(old)), Value::Array(new))
+            if new.iter().all(Value::is_inline_table) =>
+        {
+            let mut tables = ArrayOfTables::new();
+            for (i, value) in new.into_iter().enumerate() {
+                if let Value::InlineTable(t) = value {
+                    let mut t = t.into_table();
+                    if let Some(old) = old.get(i) {
+                        *t.decor_mut() = old.decor().clone();
+                        t.set_position(old.position());
+                    }
+                    tables.push(t);
+                }
+            }
+            Item::ArrayOfTables(tables)
+        }
+        (_, value) => Item::Value(value),
+    };
+    table.insert(key, item);
 }
 
 fn invalid(key: &str, message: &str) -> ChangeError {
@@ -211,8 +260,7 @@ fn lookup_mut<'a>(mut item: &'a mut Item, key: &str) -> Option<&'a mut Item> {
     Some(item)
 }
 
-/// Replaces `path` with `text` so that a power cut leaves either the old file or the new one:
-/// a temporary file in the same directory, synced, renamed over it, and the directory synced.
+/// Replaces `path` with `text` so that a power cut leaves either the old file or the new one.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -222,11 +270,12 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.new"));
     // The new file keeps the old one's permissions (group-writable for daisee-admin, say).
-    let permissions = std::fs::metadata(path).map(|m| m.permissions()).ok();
+    let permissions = std::fs::metadata(path)
+        .map(|m| std::fs::Permissions::from_mode(m.permissions().mode() & 0o777))
+        .ok();
+    let (temp, mut file) = create_temp(dir, &name)?;
     let result = (|| {
-        let mut file = File::create(&temp)?;
         if let Some(p) = permissions {
             file.set_permissions(p)?;
         }
@@ -239,6 +288,27 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// A new file in `dir` under a fresh random name.
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    // daisee-admin may write the directory: `create_new` (O_EXCL) opens no file planted there
+    // and follows no symbolic link.
+    let mut tries = 0;
+    loop {
+        let random = RandomState::new().hash_one((std::process::id(), tries));
+        let temp = dir.join(format!(".{name}.{random:016x}.tmp"));
+        let opened = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp);
+        match opened {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -322,5 +392,147 @@ mod tests {
         let config = Config::parse(TEXT).unwrap();
         let mut f = ConfigFile::new(None, TEXT.to_owned(), config);
         assert!(matches!(f.set(TEXT), Err(ChangeError::BuiltIn)));
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_planted_temporary_file_is_left_alone() {
+        let (mut f, path) = file("planted");
+        let dir = path.parent().unwrap();
+        let target = dir.join("target");
+        std::fs::write(&target, "precious").unwrap();
+        let planted = dir.join(".agent.toml.new");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        f.set_key("control.import_limit_w", "7000").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+        assert!(
+            std::fs::symlink_metadata(&planted)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("import_limit_w = 7000")
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o664, "the old file's permissions");
+        assert_eq!(names_in(dir), [".agent.toml.new", "agent.toml", "target"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("daisee-config-fail-{}", std::process::id()));
+        let path = dir.join("agent.toml");
+        // A directory where the file should be: the rename fails after the temporary file is written.
+        std::fs::create_dir_all(&path).unwrap();
+        let config = Config::parse(TEXT).unwrap();
+        let mut f = ConfigFile::new(Some(path.clone()), TEXT.to_owned(), config);
+        let e = f.set_key("control.import_limit_w", "7000").unwrap_err();
+        assert!(matches!(e, ChangeError::Write { .. }), "{e}");
+        assert_eq!(names_in(&dir), ["agent.toml"]);
+        assert_eq!((f.revision(), f.text()), (0, TEXT));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_empty_or_huge_configuration_is_refused() {
+        let (mut f, path) = file("empty");
+        for empty in ["", " \n\t\n", "# nothing\n\n   # at all\n"] {
+            let e = f.set(empty).unwrap_err();
+            assert!(e.to_string().contains("remove every device"), "{e}");
+        }
+        let huge = format!("{TEXT}#{}\n", "x".repeat(1_000_000));
+        let e = f.set(&huge).unwrap_err().to_string();
+        assert!(e.contains("65536") && e.len() < 100, "{e}");
+        let e = f.set_key("gateway.name", &format!("\"{}\"", "x".repeat(1_000_000)));
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("65536") && e.len() < 100, "{e}");
+        let e = f.set_key("gateway.name", &format!("\"{}", "x".repeat(10_000)));
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("not a TOML value") && e.len() < 100, "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), TEXT);
+        assert_eq!(f.revision(), 0);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn the_last_revision_refuses_the_next_change() {
+        let (_, path) = file("last");
+        let text = format!("# revision {} (written by daisee-agent)\n{TEXT}", u64::MAX);
+        std::fs::write(&path, &text).unwrap();
+        let config = Config::parse(&text).unwrap();
+        let mut f = ConfigFile::new(Some(path.clone()), text.clone(), config);
+        assert_eq!(f.revision(), u64::MAX);
+        let e = f.set_key("control.import_limit_w", "7000").unwrap_err();
+        assert!(matches!(e, ChangeError::LastRevision), "{e}");
+        assert!(e.to_string().contains("count again from 0"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn setting_a_whole_table_keeps_its_comments_and_place() {
+        let (mut f, path) = file("table");
+        let text = TEXT.replace("[control]", "# the fuse is 25 A\n[control]");
+        f.set(&text).unwrap();
+        let change = f
+            .set_key("control", "{ grid = \"grid\", import_limit_w = 7000 }")
+            .unwrap();
+        assert!(!change.restart);
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            on_disk.contains(
+                "\n\n# the fuse is 25 A\n[control]\ngrid = \"grid\"\nimport_limit_w = 7000\n"
+            ),
+            "{on_disk}"
+        );
+        assert!(
+            on_disk.find("[control]") < on_disk.find("[[relay]]"),
+            "{on_disk}"
+        );
+        let change = f
+            .set_key(
+                "relay",
+                "[{ name = \"a\", backend = \"sim\", safe_state = \"on\" }, \
+                 { name = \"b\", backend = \"sim\", safe_state = \"on\" }]",
+            )
+            .unwrap();
+        assert!(change.restart);
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(on_disk.matches("[[relay]]").count(), 2, "{on_disk}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn errors_name_the_callers_lines() {
+        let (mut f, path) = file("lines");
+        let bad = "[gateway]\nname = \"x\"\npoll_interval_ms = 5\n";
+        assert_eq!(line_of(f.set(bad)), Some(3));
+        f.set_key("control.import_limit_w", "7000").unwrap();
+        // The file now starts with its revision line; the caller's text may or may not.
+        assert_eq!(line_of(f.set(bad)), Some(3));
+        let with_header = f.text().replace("power_w = 100", "power_w = -1");
+        assert_eq!(line_of(f.set(&with_header)), Some(10));
+        assert_eq!(line_of(f.set_key("sim.load[0].power_w", "-1")), Some(10));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    fn line_of(result: Result<Change, ChangeError>) -> Option<usize> {
+        match result {
+            Err(ChangeError::Invalid(e)) => e.line,
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -128,7 +128,7 @@ pub async fn serve(
         .sensors
         .iter()
         .map(|s| s.name.clone())
-        .chain(config.meters.iter().map(|m| m.name.clone()))
+        .chain(config.modbus_devices().map(|m| m.name.clone()))
         .collect();
     let conn = builder
         .serve_at(ROOT, zbus::fdo::ObjectManager)?

@@ -8,13 +8,12 @@ use daisee_hal::{Clock, ErrorKind, Timestamp};
 use daisee_modbus::bus::{Bus, Endpoint};
 use daisee_modbus::decode::Values;
 use daisee_modbus::device::{Backoff, Device, DeviceError, Map, Poller};
-use daisee_modbus::profile::Profile;
 use tokio::task::AbortHandle;
 
 use super::channel::{Channel, Measured};
 use super::site::{Served, Sim};
 use super::Fault;
-use crate::config::{Config, Link, Meter, MeterMap, ModbusBus};
+use crate::config::{Config, Link, Meter, ModbusBus};
 use crate::snapshot::ChannelState;
 
 /// The longest a failing device is left alone before it is asked again.
@@ -46,7 +45,7 @@ impl Buses {
         };
         let interval = Duration::from_millis(config.poll_interval_ms);
         for (index, bus) in config.buses.iter().enumerate() {
-            let devices = devices_on(config, index, errors);
+            let devices = devices_on(config, index);
             let Some(endpoint) = buses.endpoint(bus, &devices, sim, errors) else {
                 continue;
             };
@@ -123,17 +122,13 @@ impl Drop for Buses {
     }
 }
 
-/// The devices on bus `index`, each with its register map (a profile file read once, for the
-/// simulator and the client).
-fn devices_on<'c>(config: &'c Config, index: usize, errors: &mut Vec<String>) -> Vec<(&'c Meter, Map)> {
-    let mut devices = Vec::new();
-    for m in config.meters.iter().filter(|m| m.bus == index) {
-        match map_of(&m.map) {
-            Ok(map) => devices.push((m, map)),
-            Err(e) => errors.push(format!("meter `{}` (line {}): {e}", m.name, m.line)),
-        }
-    }
-    devices
+/// The meters and inverters on bus `index`, with their register maps.
+fn devices_on(config: &Config, index: usize) -> Vec<(&Meter, Map)> {
+    config
+        .modbus_devices()
+        .filter(|m| m.bus == index)
+        .map(|m| (m, m.map.to_map()))
+        .collect()
 }
 
 fn kind(map: &Map) -> &'static str {
@@ -141,18 +136,6 @@ fn kind(map: &Map) -> &'static str {
         Map::SunSpec(_) => "sunspec",
         Map::Profile(_) => "modbus",
     }
-}
-
-/// How the client finds a meter's registers: its profile read now, or SunSpec discovery later.
-fn map_of(map: &MeterMap) -> Result<Map, String> {
-    let profile = match map {
-        MeterMap::SunSpec(role) => return Ok(Map::SunSpec(*role)),
-        MeterMap::Shipped(name) => Profile::shipped(name)
-            .ok_or_else(|| format!("no shipped profile `{name}`"))?
-            .map_err(|e| format!("shipped profile `{name}`: {e}"))?,
-        MeterMap::File(path) => Profile::load(path).map_err(|e| e.to_string())?,
-    };
-    Ok(Map::Profile(Arc::new(profile)))
 }
 
 /// What a device's values say as a measurement.
