@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daisee_agent::config::Config;
-use daisee_agent::daemon::Daemon;
-use daisee_agent::dbus::Request;
-use daisee_agent::gateway::Gateway;
+use daisee_agent::daemon::{Command as Order, Daemon};
+use daisee_agent::devices::Devices;
 use daisee_hal::sim::SimClock;
 use daisee_hal::{Clock, RelayState, Timestamp};
 
@@ -156,14 +155,12 @@ fn main() {
         .build()
         .expect("runtime");
     let entered = runtime.enter();
-    let gateway = Gateway::build(&config, Arc::new(clock.clone())).expect("gateway");
+    let devices = Devices::build(&config, Arc::new(clock.clone())).expect("devices");
     drop(entered);
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let mut daemon = Daemon::new(&config, gateway, shared, None);
-    let (requests, incoming) = std::sync::mpsc::channel();
-    let (snapshots, _published) = tokio::sync::watch::channel(None);
-    daemon.connect(incoming, snapshots);
-    let boiler_on = |s: &daisee_agent::gateway::Snapshot| {
+    let (mut daemon, handles) = Daemon::new(&config, devices, shared, None);
+    let requests = handles.commands;
+    let boiler_on = |s: &daisee_agent::snapshot::Snapshot| {
         s.relays
             .iter()
             .any(|r| &*r.name == "boiler" && r.state.as_ref().is_ok_and(|st| *st == RelayState::On))
@@ -174,14 +171,14 @@ fn main() {
         clock.advance(Duration::from_secs(120));
         // Kettle off: the boiler has room and goes on.
         requests
-            .send(Request::Override {
+            .send(Order::HoldRelay {
                 relay: "kettle".into(),
                 state: None,
             })
             .expect("request");
         assert!(boiler_on(&daemon.step()));
         requests
-            .send(Request::Override {
+            .send(Order::HoldRelay {
                 relay: "kettle".into(),
                 state: Some(RelayState::On),
             })

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daisee_agent::config::{Config, DEMO};
-use daisee_agent::gateway::Gateway;
+use daisee_agent::devices::Devices;
 use daisee_hal::sim::{Analog, Ina219Chip, SimClock, SimI2cBus};
 use daisee_hal::{PowerSensor, Timestamp};
 use daisee_ina219::{Ina219, Settings};
@@ -93,11 +93,11 @@ fn main() {
         .build()
         .expect("runtime");
     let entered = runtime.enter();
-    let mut gateway = Gateway::build(&config, Arc::new(demo_clock.clone())).expect("demo gateway");
+    let mut gateway = Devices::build(&config, Arc::new(demo_clock.clone())).expect("demo gateway");
     drop(entered);
     let poll = per_call(|| {
         demo_clock.advance(Duration::from_secs(1));
-        black_box(gateway.poll());
+        black_box(gateway.read());
     });
 
     let ns = |d: Duration| d.as_nanos();

@@ -64,7 +64,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             Shell::Zsh => clap_complete::Shell::Zsh,
             Shell::Fish => clap_complete::Shell::Fish,
         };
-        clap_complete::generate(shell, &mut Args::command(), "daisee-agent", &mut std::io::stdout());
+        clap_complete::generate(
+            shell,
+            &mut Args::command(),
+            "daisee-agent",
+            &mut std::io::stdout(),
+        );
         return Ok(());
     }
     if args.man {

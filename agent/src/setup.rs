@@ -95,7 +95,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     // Modbus buses get their polling tasks on this runtime as the devices are built.
     let devices = {
         let _entered = runtime.enter();
-        Devices::build(&config, Arc::clone(&clock)).map_err(|e| anyhow::anyhow!("{origin}:\n{e}"))?
+        Devices::build(&config, Arc::clone(&clock))
+            .map_err(|e| anyhow::anyhow!("{origin}:\n{e}"))?
     };
     for warning in devices.warnings() {
         eprintln!("daisee-agent: {warning}");

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daisee_agent::config::{Config, DEMO};
-use daisee_agent::device::{Connect, ConnectError, Reconnecting, Sensor};
-use daisee_agent::gateway::{Gateway, Snapshot};
+use daisee_agent::devices::{
+    Connect, ConnectError, Devices as Gateway, Readings as Snapshot, Reconnecting, Sensor,
+};
 use daisee_hal::sim::{Ina219Chip, Load, Profile, SimClock, SimI2cBus, Site};
 use daisee_hal::{ErrorKind, MilliWatts, RelayState, Timestamp};
 use daisee_ina219::{Ina219, Settings};
@@ -37,20 +38,14 @@ fn demo(clock: &SimClock) -> (Gateway, Runtime) {
 /// A snapshot taken once every Modbus device has been asked (their bus tasks start when the
 /// runtime runs).
 fn after_first_modbus_round(runtime: &Runtime, gateway: &mut Gateway) -> Snapshot {
-    let unread = |s: &Snapshot| {
-        s.channels.iter().any(|c| {
-            c.reading
-                .as_ref()
-                .is_err_and(|f| f.message == "not read yet")
-        })
-    };
-    let mut s = gateway.poll();
+    let unread = |s: &Snapshot| s.channels.iter().any(|c| !c.polled);
+    let mut s = gateway.read();
     for _ in 0..100 {
         if !unread(&s) {
             break;
         }
         runtime.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
-        s = gateway.poll();
+        s = gateway.read();
     }
     s
 }
@@ -137,7 +132,7 @@ fn the_ina219_channel_reads_the_simulated_physics_through_the_driver() {
     let (mut gateway, _runtime) = demo(&clock);
     for _ in 0..20 {
         clock.advance(Duration::from_secs(30));
-        let s = gateway.poll();
+        let s = gateway.read();
         let expected = site.power(&["shed_panel".into()], s.at).0;
         let measured = power(&s, "shed_panel").0;
         // Shunt LSB 10 µV / 10 mΩ = 1 mA, at 12.8 V: 12.8 mW, plus the register truncations.
@@ -153,10 +148,10 @@ fn the_ina219_channel_reads_the_simulated_physics_through_the_driver() {
 fn energy_accumulates_by_direction_over_an_hour() {
     let clock = SimClock::manual(NOON);
     let (mut gateway, _runtime) = demo(&clock);
-    let mut last = gateway.poll();
+    let mut last = gateway.read();
     for _ in 0..3600 {
         clock.advance(Duration::from_secs(1));
-        last = gateway.poll();
+        last = gateway.read();
     }
     let energy = |name: &str| {
         last.channels

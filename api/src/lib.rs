@@ -91,6 +91,9 @@ mod tests {
         assert_eq!(path_segment(""), "_");
         assert_ne!(path_segment("a-b"), path_segment("a_b"));
         assert_eq!(relay_path("boiler"), "/org/daisee/Gateway1/Relay/boiler");
-        assert_eq!(interface_of::<RelayProxy<'_>>(), "org.daisee.Gateway1.Relay");
+        assert_eq!(
+            interface_of::<RelayProxy<'_>>(),
+            "org.daisee.Gateway1.Relay"
+        );
     }
 }

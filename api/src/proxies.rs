@@ -44,7 +44,10 @@ pub trait Config {
 }
 
 /// A sensor, meter or inverter channel.
-#[proxy(interface = "org.daisee.Gateway1.Meter", default_service = "org.daisee.Gateway1")]
+#[proxy(
+    interface = "org.daisee.Gateway1.Meter",
+    default_service = "org.daisee.Gateway1"
+)]
 pub trait Meter {
     /// The channel's name.
     #[zbus(property)]
@@ -55,7 +58,10 @@ pub trait Meter {
 }
 
 /// A relay.
-#[proxy(interface = "org.daisee.Gateway1.Relay", default_service = "org.daisee.Gateway1")]
+#[proxy(
+    interface = "org.daisee.Gateway1.Relay",
+    default_service = "org.daisee.Gateway1"
+)]
 pub trait Relay {
     /// Holds the relay `on` or `off` by hand until released.
     fn switch(&self, state: &str) -> zbus::Result<()>;

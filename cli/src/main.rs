@@ -129,7 +129,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "daiseectl", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "daiseectl",
+                &mut std::io::stdout(),
+            );
             return Ok(());
         }
         Command::Man => {
@@ -199,9 +204,7 @@ async fn inverter(
         .build()
         .await?;
     match action {
-        InverterCommand::Limit { percent, revert_s } => {
-            inverter.set_limit(percent, revert_s).await
-        }
+        InverterCommand::Limit { percent, revert_s } => inverter.set_limit(percent, revert_s).await,
         InverterCommand::Auto => inverter.release().await,
     }
 }
@@ -271,14 +274,18 @@ fn explain(e: zbus::Error) -> anyhow::Error {
             "the bus refused the call: changing the gateway needs root or membership of the \
              daisee-admin group ({message})"
         ),
-        "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
-            anyhow::anyhow!("nobody owns {} on this bus: is daisee-agent running?", daisee_api::BUS_NAME)
+        "org.freedesktop.DBus.Error.ServiceUnknown"
+        | "org.freedesktop.DBus.Error.NameHasNoOwner" => {
+            anyhow::anyhow!(
+                "nobody owns {} on this bus: is daisee-agent running?",
+                daisee_api::BUS_NAME
+            )
         }
         "org.freedesktop.DBus.Error.UnknownObject" => {
             anyhow::anyhow!("no such relay, inverter or object ({message})")
         }
         _ => match name.strip_prefix(daisee_api::ERROR_PREFIX) {
-            Some(_) => anyhow::anyhow!("{message}"),
+            Some(short) => anyhow::anyhow!("{message} ({})", short.trim_start_matches('.')),
             None => anyhow::anyhow!("{message} ({name})"),
         },
     }

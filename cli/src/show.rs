@@ -109,7 +109,7 @@ pub(crate) fn inverters(objects: &ManagedObjects) -> zbus::Result<()> {
     );
     for i in with(objects, interface_of::<InverterProxy<'_>>()) {
         let limit = if flag(i, "Limited") {
-            format!("{} %", int(i, "LimitPercent"))
+            format!("{} %", get::<u8>(i, "LimitPercent").unwrap_or(100))
         } else {
             "none".into()
         };

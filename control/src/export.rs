@@ -116,7 +116,11 @@ impl ExportLimiter {
     /// Holds an inverter at a limit by hand (`Some`) or gives it back (`None`). Returns false if
     /// there is no such inverter.
     pub fn set_override(&mut self, inverter: &str, manual: Option<LimitOverride>) -> bool {
-        match self.inverters.iter_mut().find(|s| s.inverter.name == inverter) {
+        match self
+            .inverters
+            .iter_mut()
+            .find(|s| s.inverter.name == inverter)
+        {
             Some(s) => {
                 s.manual = manual;
                 true
@@ -171,8 +175,10 @@ impl ExportLimiter {
         for (s, output) in self.inverters.iter().zip(output) {
             if s.manual.is_none() {
                 rated += s.inverter.rated.0;
-                // Production is negative power: a consuming inverter (at night) produces nothing.
-                produced += output.map_or(0, |p| (-p.0).max(0));
+                // Production is negative power: a consuming inverter (at night) produces nothing;
+                // one not read yet is taken to produce all its limit allows.
+                let unknown = s.inverter.rated.0 * i64::from(self.percent) / 100;
+                produced += output.map_or(unknown, |p| (-p.0).max(0));
             }
         }
         if rated <= 0 {
@@ -242,11 +248,17 @@ mod tests {
     fn a_limit_the_inverter_does_not_reach_still_goes_down_step_by_step() {
         let mut l = limiter(0);
         // The inverter reports less than the export (another producer): the limit still falls.
-        assert_eq!(percent(&l.tick(T0, Some(kw(-2.0)), &[Some(kw(-1.0))])), Some(0));
+        assert_eq!(
+            percent(&l.tick(T0, Some(kw(-2.0)), &[Some(kw(-1.0))])),
+            Some(0)
+        );
         let mut l = limiter(1000);
         l.percent = 50;
         // Over the limit while the computed target is above the limit in force: one step down.
-        assert_eq!(percent(&l.tick(T0, Some(kw(-1.1)), &[Some(kw(-4.0))])), Some(49));
+        assert_eq!(
+            percent(&l.tick(T0, Some(kw(-1.1)), &[Some(kw(-4.0))])),
+            Some(49)
+        );
     }
 
     #[test]
@@ -269,7 +281,10 @@ mod tests {
         assert!(l.set_override("pv", Some(manual)));
         assert!(!l.set_override("wind", None));
         assert_eq!(l.mode("pv", T0), InverterMode::Manual);
-        assert_eq!(percent(&l.tick(T0, Some(kw(-4.5)), &[Some(kw(-2.4))])), Some(40));
+        assert_eq!(
+            percent(&l.tick(T0, Some(kw(-4.5)), &[Some(kw(-2.4))])),
+            Some(40)
+        );
         let later = T0.plus(Duration::from_secs(30));
         assert_eq!(l.mode("pv", later), InverterMode::Auto);
         assert_eq!(

@@ -231,7 +231,12 @@ impl Controller {
             .iter()
             .find(|c| c.load.name == relay)
             .map(|c| c.manual)
-            .or_else(|| self.fixed.iter().find(|f| f.name == relay).map(|f| f.manual))
+            .or_else(|| {
+                self.fixed
+                    .iter()
+                    .find(|f| f.name == relay)
+                    .map(|f| f.manual)
+            })
             .flatten()
     }
 

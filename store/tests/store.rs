@@ -293,15 +293,30 @@ fn a_reader_sees_what_the_writer_flushed_and_never_creates_or_writes() {
         export: MilliWattHours(0),
     };
     for i in 0..10 {
-        store.record(MIDNIGHT.plus(Duration::from_secs(i)), "grid", load(i as i64), energy);
+        store.record(
+            MIDNIGHT.plus(Duration::from_secs(i)),
+            "grid",
+            load(i as i64),
+            energy,
+        );
     }
     store.flush().unwrap();
     let reader = daisee_store::Reader::open(&dir.db()).unwrap();
     let until = MIDNIGHT.plus(Duration::from_secs(60));
     assert_eq!(reader.samples("grid", MIDNIGHT, until).unwrap().len(), 10);
     // The writer goes on while the reader is open.
-    store.record(MIDNIGHT.plus(Duration::from_secs(10)), "grid", load(10), energy);
+    store.record(
+        MIDNIGHT.plus(Duration::from_secs(10)),
+        "grid",
+        load(10),
+        energy,
+    );
     store.flush().unwrap();
     assert_eq!(reader.samples("grid", MIDNIGHT, until).unwrap().len(), 11);
-    assert!(reader.samples("nowhere", MIDNIGHT, until).unwrap().is_empty());
+    assert!(
+        reader
+            .samples("nowhere", MIDNIGHT, until)
+            .unwrap()
+            .is_empty()
+    );
 }

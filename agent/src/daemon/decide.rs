@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use daisee_control::{Command as Switch, Controller, Mode, Settings};
+use daisee_control::{
+    Command as Switch, Controller, Curtailable, ExportLimiter, InverterMode, Limit, LimitOverride,
+    Mode, Settings,
+};
 use daisee_hal::{MilliWatts, RelayState, Timestamp};
 
 use crate::config::{Config, ControlConfig};
@@ -21,9 +24,12 @@ fn settings(c: Option<&ControlConfig>) -> Settings {
     }
 }
 
-/// Demand response and the hand that overrides it.
+/// Demand response, the export limit, and the hand that overrides them.
 pub(super) struct Decisions {
     controller: Controller,
+    limiter: ExportLimiter,
+    /// The channels of the curtailable inverters, in the limiter's order.
+    inverters: Vec<String>,
     /// The grid channel, when demand response runs.
     grid: Option<String>,
     last_grid: Option<(Timestamp, MilliWatts)>,
@@ -32,13 +38,30 @@ pub(super) struct Decisions {
 impl Decisions {
     /// Every relay of `config` under the controller, as switched to its safe state at `now`.
     pub(super) fn new(config: &Config, now: Timestamp) -> Self {
-        let loads = config.relays.iter().filter_map(|r| r.flex.clone()).collect();
+        let loads = config
+            .relays
+            .iter()
+            .filter_map(|r| r.flex.clone())
+            .collect();
         let mut controller = Controller::new(settings(config.control.as_ref()), loads, now);
         for r in config.relays.iter().filter(|r| r.flex.is_none()) {
             controller.add_fixed(&r.name, r.safe_state);
         }
+        let curtailable: Vec<Curtailable> = config
+            .inverters
+            .iter()
+            .filter(|i| i.curtailable())
+            .map(|i| Curtailable {
+                name: i.meter.name.clone(),
+                rated: i.rated,
+                revert: i.revert,
+            })
+            .collect();
+        let export_limit = config.control.as_ref().and_then(|c| c.export_limit);
         Self {
             controller,
+            inverters: curtailable.iter().map(|c| c.name.clone()).collect(),
+            limiter: ExportLimiter::new(export_limit, curtailable),
             grid: config.control.as_ref().map(|c| c.grid.clone()),
             last_grid: None,
         }
@@ -47,12 +70,51 @@ impl Decisions {
     /// Takes the settings that apply without a restart.
     pub(super) fn apply(&mut self, control: Option<&ControlConfig>) {
         self.controller.set_settings(settings(control));
+        self.limiter.set_limit(control.and_then(|c| c.export_limit));
         self.grid = control.map(|c| c.grid.clone());
     }
 
     /// Holds a relay by hand, or gives it back; false if there is no such relay.
     pub(super) fn hold(&mut self, relay: &str, state: Option<RelayState>) -> bool {
         self.controller.set_override(relay, state)
+    }
+
+    /// Holds an inverter at a limit by hand from `now` for the limit's revert time, or gives it
+    /// back; false if there is no such curtailable inverter.
+    pub(super) fn hold_inverter(
+        &mut self,
+        inverter: &str,
+        limit: Option<Limit>,
+        now: Timestamp,
+    ) -> bool {
+        let manual = limit.map(|limit| LimitOverride {
+            limit,
+            until: now.plus(limit.revert),
+        });
+        self.limiter.set_override(inverter, manual)
+    }
+
+    /// The limit each curtailable inverter should be under, from the grid power (held while it
+    /// is stale) and each inverter's output.
+    pub(super) fn limits(&mut self, readings: &Readings) -> Vec<(String, Option<Limit>)> {
+        let grid = self
+            .last_grid
+            .filter(|_| !self.controller.is_stale(readings.at, self.last_grid))
+            .map(|(_, p)| p);
+        let output: Vec<_> = self
+            .inverters
+            .iter()
+            .map(|name| {
+                let channel = readings.channels.iter().find(|c| *c.name == **name)?;
+                Some(channel.reading.as_ref().ok()?.power)
+            })
+            .collect();
+        self.limiter.tick(readings.at, grid, &output)
+    }
+
+    /// Who decides an inverter's limit.
+    pub(super) fn inverter_mode(&self, inverter: &str, now: Timestamp) -> InverterMode {
+        self.limiter.mode(inverter, now)
     }
 
     /// The relay switches the readings call for, already counted as done.
@@ -85,7 +147,7 @@ impl Decisions {
         self.grid.as_ref()?;
         Some(ControlStatus {
             relays: self.controller.status(now, self.last_grid),
-            export_limit: None,
+            export_limit: self.limiter.limit(),
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::devices::Devices;
 use crate::journal::{Journal, Priority};
 use crate::notify::Notifier;
-use crate::snapshot::{RelayStatus, Snapshot};
+use crate::snapshot::{InverterStatus, RelayStatus, Snapshot};
 use decide::Decisions;
 use history::History;
 use ready::Readiness;
@@ -36,6 +36,14 @@ pub enum Command {
         relay: String,
         /// The state to hold.
         state: Option<RelayState>,
+    },
+    /// Hold an inverter at a limit by hand for the limit's revert time (`Some`), or give it
+    /// back (`None`).
+    HoldInverter {
+        /// The inverter.
+        inverter: String,
+        /// The limit to hold.
+        limit: Option<daisee_control::Limit>,
     },
     /// A new configuration whose changes apply without a restart.
     Apply(Box<Config>),
@@ -115,7 +123,13 @@ impl Daemon {
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.inbox.recv_timeout(wait) {
                 Ok(Command::Stop) => return false,
-                Ok(command) => self.handle(command),
+                Ok(command) => {
+                    // A person waiting for a relay or an inverter gets a turn now, not at the
+                    // next poll.
+                    if self.handle(command) {
+                        self.step();
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => return true,
                 // Nobody can send any more: only the clock drives the loop now.
                 Err(RecvTimeoutError::Disconnected) => {
@@ -144,6 +158,9 @@ impl Daemon {
             // Show the relays as they are after the switching, read back.
             readings.relays = self.devices.relays();
         }
+        let limits = self.decisions.limits(&readings);
+        self.devices.want_limits(&limits);
+        let inverters = self.inverters(readings.at);
         let relays = readings
             .relays
             .into_iter()
@@ -159,7 +176,7 @@ impl Daemon {
             control: self.decisions.status(readings.at),
             channels: readings.channels,
             relays,
-            inverters: Vec::new(),
+            inverters,
         });
         if let Some(h) = &mut self.history {
             h.record(&snapshot, &self.journal);
@@ -169,22 +186,36 @@ impl Daemon {
         snapshot
     }
 
-    /// Carries out one command.
-    fn handle(&mut self, command: Command) {
+    /// Carries out one command; says whether it calls for a turn to act on it.
+    fn handle(&mut self, command: Command) -> bool {
         match command {
-            Command::HoldRelay { relay, state } => {
-                if self.decisions.hold(&relay, state) {
-                    // Switched now rather than at the next turn: a person is waiting for it.
-                    self.step();
-                }
+            Command::HoldRelay { relay, state } => self.decisions.hold(&relay, state),
+            Command::HoldInverter { inverter, limit } => {
+                let now = self.clock.now();
+                self.decisions.hold_inverter(&inverter, limit, now)
             }
             Command::Apply(config) => {
                 self.decisions.apply(config.control.as_ref());
                 self.journal
                     .log(Priority::Info, "demand response settings applied", &[]);
+                false
             }
-            Command::Stop => {}
+            Command::Stop => false,
         }
+    }
+
+    /// Every curtailable inverter's limit as it confirmed it, and who decides it.
+    fn inverters(&self, now: daisee_hal::Timestamp) -> Vec<InverterStatus> {
+        self.devices
+            .limits()
+            .into_iter()
+            .map(|(name, limit, fault)| InverterStatus {
+                mode: self.decisions.inverter_mode(&name, now),
+                name,
+                limit,
+                fault,
+            })
+            .collect()
     }
 
     /// Sets a relay, logs it, and records it in the history if it followed; says whether it did.

@@ -26,7 +26,9 @@ impl Readiness {
             if snapshot.channels.iter().any(|c| !c.polled) {
                 return;
             }
-            if n.send(&format!("READY=1\nSTATUS={}", status(snapshot))).is_ok() {
+            if n.send(&format!("READY=1\nSTATUS={}", status(snapshot)))
+                .is_ok()
+            {
                 self.ready = true;
             }
         }
@@ -54,6 +56,9 @@ fn status(snapshot: &Snapshot) -> String {
     if failing.is_empty() {
         format!("{read} channels read")
     } else {
-        format!("{read} channels read, not answering: {}", failing.join(", "))
+        format!(
+            "{read} channels read, not answering: {}",
+            failing.join(", ")
+        )
     }
 }

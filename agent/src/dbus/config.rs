@@ -97,4 +97,3 @@ impl ConfigObject {
         self.file().revision()
     }
 }
-

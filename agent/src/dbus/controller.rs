@@ -11,6 +11,8 @@ pub(super) struct ControllerObject {
     grid_power: i64,
     stale: bool,
     import_limit: i64,
+    export_limited: bool,
+    export_limit: i64,
 }
 
 impl ControllerObject {
@@ -27,6 +29,16 @@ impl ControllerObject {
             "ImportLimit",
             &mut self.import_limit,
             relays.import_limit.map_or(0, |p| p.0),
+        );
+        changed.set(
+            "ExportLimited",
+            &mut self.export_limited,
+            control.export_limit.is_some(),
+        );
+        changed.set(
+            "ExportLimit",
+            &mut self.export_limit,
+            control.export_limit.map_or(0, |p| p.0),
         );
         changed
     }
@@ -51,5 +63,16 @@ impl ControllerObject {
     fn import_limit(&self) -> i64 {
         self.import_limit
     }
-}
 
+    /// Whether an export limit is in force.
+    #[zbus(property)]
+    fn export_limited(&self) -> bool {
+        self.export_limited
+    }
+
+    /// The export limit in mW (a positive number; 0 means export nothing); see `ExportLimited`.
+    #[zbus(property)]
+    fn export_limit(&self) -> i64 {
+        self.export_limit
+    }
+}

@@ -28,4 +28,3 @@ impl GatewayObject {
         self.revision
     }
 }
-

@@ -69,7 +69,9 @@ impl HistoryObject {
     async fn samples(&self, channel: String, from: i64, to: i64) -> Result<Vec<(i64, i64)>, Error> {
         span(from, to, MAX_SAMPLES_SPAN_MS)?;
         let samples = self
-            .query(&channel.clone(), move |r| r.samples(&channel, Timestamp(from), Timestamp(to)))
+            .query(&channel.clone(), move |r| {
+                r.samples(&channel, Timestamp(from), Timestamp(to))
+            })
             .await?;
         Ok(samples.into_iter().map(|(t, p)| (t.0, p.0)).collect())
     }
@@ -84,7 +86,9 @@ impl HistoryObject {
     ) -> Result<Vec<(i64, u64, u64)>, Error> {
         span(from, to, MAX_ENERGY_SPAN_MS)?;
         let slots = self
-            .query(&channel.clone(), move |r| r.energy(&channel, Timestamp(from), Timestamp(to)))
+            .query(&channel.clone(), move |r| {
+                r.energy(&channel, Timestamp(from), Timestamp(to))
+            })
             .await?;
         Ok(slots
             .into_iter()

@@ -9,6 +9,7 @@ mod config;
 mod controller;
 mod gateway;
 mod history;
+mod inverter;
 mod meter;
 mod rauc;
 mod relay;
@@ -20,7 +21,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use daisee_api::{
     BUS_NAME, CONFIG_PATH, CONTROLLER_PATH, GATEWAY_PATH, HISTORY_PATH, ROOT, UPDATE_PATH,
-    meter_path, relay_path,
+    inverter_path, meter_path, relay_path,
 };
 use futures_util::StreamExt;
 use zbus::Connection;
@@ -35,6 +36,7 @@ use config::ConfigObject;
 use controller::ControllerObject;
 use gateway::GatewayObject;
 use history::HistoryObject;
+use inverter::InverterObject;
 use meter::MeterObject;
 use relay::RelayObject;
 use update::UpdateObject;
@@ -85,7 +87,9 @@ pub enum ServeError {
     #[error("another process owns {BUS_NAME} on this bus (is daisee-agent already running?)")]
     NameTaken,
     /// The bus's policy does not let this user own the name.
-    #[error("the bus does not let this user own {BUS_NAME} ({0}); install agent/dbus/org.daisee.Gateway1.conf")]
+    #[error(
+        "the bus does not let this user own {BUS_NAME} ({0}); install agent/dbus/org.daisee.Gateway1.conf"
+    )]
     Refused(zbus::Error),
     /// Putting the objects in place failed.
     #[error("{0}")]
@@ -173,6 +177,18 @@ pub async fn serve(
         };
         server.at(relay_path(&r.name), relay).await?;
     }
+    for i in config.inverters.iter().filter(|i| i.curtailable()) {
+        let inverter = InverterObject {
+            name: i.meter.name.clone(),
+            rated: i.rated.0,
+            limited: false,
+            limit: 100,
+            mode: String::new(),
+            fault: String::new(),
+            commands: handles.commands.clone(),
+        };
+        server.at(inverter_path(&i.meter.name), inverter).await?;
+    }
     server
         .at(UPDATE_PATH, UpdateObject { conn: conn.clone() })
         .await?;
@@ -198,7 +214,9 @@ async fn own_name(conn: &Connection) -> Result<(), ServeError> {
     tokio::spawn(async move {
         while let Some(signal) = lost.next().await {
             if signal.args().is_ok_and(|a| a.name() == BUS_NAME) {
-                eprintln!("daisee-agent: D-Bus: lost the name {BUS_NAME}: no longer reachable on the bus");
+                eprintln!(
+                    "daisee-agent: D-Bus: lost the name {BUS_NAME}: no longer reachable on the bus"
+                );
             }
         }
     });
@@ -227,14 +245,27 @@ async fn publish(conn: &Connection, s: &Snapshot) -> zbus::Result<()> {
             .interface::<_, MeterObject>(meter_path(&c.name))
             .await?;
         let changed = iface.get_mut().await.update(c);
-        changed.emit(iface.signal_emitter(), MeterObject::name()).await?;
+        changed
+            .emit(iface.signal_emitter(), MeterObject::name())
+            .await?;
     }
     for r in &s.relays {
         let iface = server
             .interface::<_, RelayObject>(relay_path(&r.name))
             .await?;
         let changed = iface.get_mut().await.update(r);
-        changed.emit(iface.signal_emitter(), RelayObject::name()).await?;
+        changed
+            .emit(iface.signal_emitter(), RelayObject::name())
+            .await?;
+    }
+    for i in &s.inverters {
+        let iface = server
+            .interface::<_, InverterObject>(inverter_path(&i.name))
+            .await?;
+        let changed = iface.get_mut().await.update(i);
+        changed
+            .emit(iface.signal_emitter(), InverterObject::name())
+            .await?;
     }
     if let Some(control) = &s.control {
         let iface = server

@@ -95,4 +95,3 @@ impl RelayObject {
         self.fault.clone()
     }
 }
-

@@ -4,15 +4,18 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use daisee_control::Limit;
 use daisee_hal::{Clock, ErrorKind, Timestamp};
 use daisee_modbus::bus::{Bus, Endpoint};
 use daisee_modbus::decode::Values;
 use daisee_modbus::device::{Backoff, Device, DeviceError, Map, Poller};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::channel::{Channel, Measured};
-use super::site::{Served, Sim};
 use super::Fault;
+use super::channel::{Channel, Measured};
+use super::inverters::{self, SharedLimit};
+use super::site::{Served, Sim};
 use crate::config::{Config, Link, Meter, ModbusBus};
 use crate::snapshot::ChannelState;
 
@@ -22,6 +25,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// The Modbus devices of a gateway, polled by tasks on the tokio runtime.
 pub(crate) struct Buses {
     channels: Arc<Mutex<Vec<Channel>>>,
+    /// Every inverter that can be curtailed, its limit, and the task to wake when it changes.
+    limits: Vec<(Arc<str>, SharedLimit, Arc<Notify>)>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -41,6 +46,7 @@ impl Buses {
     ) -> Self {
         let mut buses = Self {
             channels: Arc::default(),
+            limits: Vec::new(),
             tasks: Vec::new(),
         };
         let interval = Duration::from_millis(config.poll_interval_ms);
@@ -50,9 +56,22 @@ impl Buses {
                 continue;
             };
             let first = lock(&buses.channels).len();
+            let wake = Arc::new(Notify::new());
             let mut polled = Vec::new();
-            for (m, map) in devices {
+            let mut limits = Vec::new();
+            for (i, (m, map)) in devices.into_iter().enumerate() {
                 lock(&buses.channels).push(Channel::new(&m.name, kind(&map), interval));
+                if config
+                    .inverters
+                    .iter()
+                    .any(|inv| inv.meter.name == m.name && inv.curtailable())
+                {
+                    let cell = SharedLimit::default();
+                    limits.push((i, Arc::clone(&cell)));
+                    buses
+                        .limits
+                        .push((m.name.as_str().into(), cell, Arc::clone(&wake)));
+                }
                 let timeout = Duration::from_millis(m.timeout_ms);
                 let backoff = Backoff::new(interval, MAX_BACKOFF);
                 polled.push(Device::new(&m.name, m.unit, map, timeout, backoff));
@@ -61,8 +80,17 @@ impl Buses {
                 bus: Bus::new(endpoint, Duration::from_millis(bus.inter_frame_ms)),
                 devices: polled,
             };
-            let channels = Arc::clone(&buses.channels);
-            let task = tokio::spawn(run(poller, first, channels, interval, Arc::clone(clock)));
+            let task = tokio::spawn(run(
+                Task {
+                    poller,
+                    first,
+                    channels: Arc::clone(&buses.channels),
+                    limits,
+                    wake,
+                },
+                interval,
+                Arc::clone(clock),
+            ));
             buses.tasks.push(task.abort_handle());
         }
         buses
@@ -106,6 +134,29 @@ impl Buses {
                 }
             }
         }
+    }
+
+    /// Wants each named inverter under its limit (`None`: none); wakes the buses whose wants
+    /// changed.
+    pub(crate) fn want(&self, wanted: &[(String, Option<Limit>)]) {
+        for (name, limit) in wanted {
+            if let Some((_, cell, wake)) = self.limits.iter().find(|(n, ..)| **n == **name)
+                && inverters::lock(cell).want(*limit)
+            {
+                wake.notify_one();
+            }
+        }
+    }
+
+    /// Every curtailable inverter: its name, the limit it confirmed, and the last write's fault.
+    pub(crate) fn limits(&self) -> Vec<(Arc<str>, Option<u8>, Option<Fault>)> {
+        self.limits
+            .iter()
+            .map(|(name, cell, _)| {
+                let (limit, fault) = inverters::lock(cell).state();
+                (Arc::clone(name), limit, fault)
+            })
+            .collect()
     }
 
     /// The latest reading of every Modbus device, in configuration order.
@@ -152,25 +203,40 @@ fn measured(result: Result<Values, DeviceError>) -> Result<Measured, Fault> {
     })
 }
 
-/// Polls the bus's devices once per interval and files each result in its channel.
-async fn run(
-    mut poller: Poller,
+/// What one bus task works on.
+struct Task {
+    poller: Poller,
+    /// Its devices' first channel.
     first: usize,
     channels: Arc<Mutex<Vec<Channel>>>,
-    interval: Duration,
-    clock: Arc<dyn Clock>,
-) {
+    /// The curtailable inverters among its devices, by index.
+    limits: Vec<(usize, SharedLimit)>,
+    /// Woken when a limit is wanted or lifted.
+    wake: Arc<Notify>,
+}
+
+/// Polls the bus's devices once per interval and files each result in its channel; carries out
+/// the inverters' limits after each round and as soon as they change.
+async fn run(mut task: Task, interval: Duration, clock: Arc<dyn Clock>) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // The tick's own deadline, not the time the task woke: backoff counted in whole intervals
-        // does not slip by one when a wake-up comes late.
-        let now = ticks.tick().await;
-        let results = poller.round_at(now).await;
-        let at: Timestamp = clock.now();
-        let mut channels = lock(&channels);
-        for (channel, result) in channels[first..].iter_mut().zip(results) {
-            channel.record(at, measured(result));
+        tokio::select! {
+            // The tick's own deadline, not the time the task woke: backoff counted in whole
+            // intervals does not slip by one when a wake-up comes late.
+            now = ticks.tick() => {
+                let results = task.poller.round_at(now).await;
+                let at: Timestamp = clock.now();
+                let mut channels = lock(&task.channels);
+                for (channel, result) in channels[task.first..].iter_mut().zip(results) {
+                    channel.record(at, measured(result));
+                }
+            }
+            () = task.wake.notified() => {}
+        }
+        for (i, cell) in &task.limits {
+            let device = &task.poller.devices[*i];
+            inverters::reconcile(cell, device, &mut task.poller.bus).await;
         }
     }
 }

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use daisee_hal::{
-    Energy, EnergyIntegrator, ErrorKind, MeterReading, MilliWattHours, Timestamp,
-};
+use daisee_hal::{Energy, EnergyIntegrator, ErrorKind, MeterReading, MilliWattHours, Timestamp};
 
 use super::Fault;
 use crate::snapshot::ChannelState;

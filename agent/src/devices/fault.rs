@@ -1,7 +1,7 @@
 //! Device faults of any backend, carried as values.
 
-use daisee_hal::error::OpenError;
 use daisee_hal::ErrorKind;
+use daisee_hal::error::OpenError;
 
 /// A device fault, whatever the device: its class and what it said.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,4 +59,3 @@ impl Fault {
         }
     }
 }
-

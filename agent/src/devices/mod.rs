@@ -4,6 +4,7 @@
 mod buses;
 mod channel;
 mod fault;
+mod inverters;
 mod relays;
 mod sensors;
 mod site;
@@ -126,6 +127,17 @@ impl Devices {
                 safe: r.relay.safe_state(),
             })
             .collect()
+    }
+
+    /// Wants each named inverter under its limit (`None`: none): its bus writes it, renews it
+    /// before the inverter reverts it, and lifts it when no longer wanted.
+    pub fn want_limits(&mut self, wanted: &[(String, Option<daisee_control::Limit>)]) {
+        self.buses.want(wanted);
+    }
+
+    /// Every curtailable inverter: the limit it confirmed, in percent, and the last write's fault.
+    pub fn limits(&self) -> Vec<(Arc<str>, Option<u8>, Option<Fault>)> {
+        self.buses.limits()
     }
 
     /// Sets relay `name`, checking that it followed.

@@ -7,9 +7,9 @@ use daisee_hal::{ErrorKind, PowerReading, PowerSensor, rpi};
 use daisee_ina219::Ina219;
 use embedded_hal::i2c::I2c;
 
+use super::Fault;
 use super::fault::ConnectError;
 use super::site::Sim;
-use super::Fault;
 use crate::config::{I2cBus, SensorDevice};
 
 /// A power sensor of any backend.
