@@ -6,7 +6,7 @@ use std::sync::Arc;
 use daisee_control::{InverterMode, Mode, Status};
 use daisee_hal::{Energy, MeterReading, RelayState, Timestamp};
 
-use crate::devices::Fault;
+use crate::fault::Fault;
 
 /// The live state of the gateway at one instant.
 #[derive(Debug, Clone)]

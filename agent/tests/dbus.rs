@@ -820,7 +820,8 @@ async fn update_slots_come_from_rauc_and_its_absence_is_a_clear_error() {
         .await
         .unwrap();
     assert_eq!((operation.as_str(), error.as_str()), ("idle", ""));
-    let slots: Vec<daisee_api::Slot> = call(&conn, path, interface, "Slots", &()).await.unwrap();
+    let slots: Vec<daisee_api::UpdateSlot> =
+        call(&conn, path, interface, "Slots", &()).await.unwrap();
     let summary: Vec<_> = slots
         .iter()
         .map(|s| (s.name.as_str(), s.bootname.as_str(), s.state.as_str()))
@@ -841,4 +842,108 @@ async fn update_slots_come_from_rauc_and_its_absence_is_a_clear_error() {
     assert!(ok, "{table}");
     assert!(table.starts_with("booted slot A, RAUC idle"), "{table}");
     assert!(table.contains("rootfs.1   B    inactive"), "{table}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_second_agent_is_refused_and_the_first_keeps_the_name() {
+    let s = setup("second").await;
+    let conn = s.connect().await;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+    let owner = dbus.get_name_owner(NAME.try_into().unwrap()).await.unwrap();
+    let second = Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
+        .arg("--config")
+        .arg(&s.config)
+        .args(["--dbus", &s.address, "--polls", "50"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second agent ran: {err}");
+    assert!(
+        err.contains("another process owns org.daisee.Gateway1"),
+        "{err}"
+    );
+    let still = dbus.get_name_owner(NAME.try_into().unwrap()).await.unwrap();
+    assert_eq!(owner, still, "the first agent lost its name");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_a_bus_or_an_agent_the_error_says_which() {
+    let dir = std::env::temp_dir().join(format!("daisee-dbus-nobus-{}", std::process::id()));
+    let address = format!("unix:path={}", dir.join("no-bus").display());
+    let agent = Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
+        .args(["--dbus", &address, "--polls", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&agent.stderr);
+    assert!(!agent.status.success());
+    assert!(err.contains("cannot connect to the bus"), "{err}");
+    assert!(!err.contains("org.daisee.Gateway1.conf"), "{err}");
+
+    // A bus with no agent on it: every command says what to check.
+    let mut s = setup("no-agent").await;
+    s._agent.0.kill().unwrap();
+    s._agent.0.wait().unwrap();
+    for args in [
+        &["status"][..],
+        &["relays"],
+        &["config", "get"],
+        &["update"],
+    ] {
+        let (ok, _, err) = s.daiseectl(args);
+        assert!(
+            !ok && err.contains("is daisee-agent running?"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_inverter_is_limited_by_hand_and_given_back_by_its_owners_only() {
+    let s = setup("inverter").await;
+    let conn = s.connect().await;
+    let path = "/org/daisee/Gateway1/Inverter/pv";
+    let iface = "org.daisee.Gateway1.Inverter";
+    let err = call::<()>(&conn, path, iface, "SetLimit", &(101u8, 60u32))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("0 to 100"), "{err}");
+    call::<()>(&conn, path, iface, "SetLimit", &(40u8, 60u32))
+        .await
+        .unwrap();
+    let limited = |conn: Connection| async move {
+        for _ in 0..100 {
+            let p = PropertiesProxy::builder(&conn)
+                .destination(NAME)
+                .unwrap()
+                .path(path)
+                .unwrap()
+                .build()
+                .await
+                .unwrap();
+            let name = InterfaceName::try_from(iface).unwrap();
+            let all = p.get_all(name).await.unwrap();
+            let mode = String::try_from(all["Mode"].try_clone().unwrap()).unwrap();
+            let limit = u8::try_from(all["LimitPercent"].try_clone().unwrap()).unwrap();
+            let on = bool::try_from(all["Limited"].try_clone().unwrap()).unwrap();
+            if (mode.as_str(), on) != ("free", false) && on {
+                return (mode, limit);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the inverter never confirmed the limit");
+    };
+    assert_eq!(limited(conn.clone()).await, ("manual".to_owned(), 40));
+    let (ok, out, err) = s.daiseectl(&["inverter"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("40 %") && out.contains("manual"), "{out}");
+    let (ok, _, err) = s.daiseectl(&["inverter", "pv", "auto"]);
+    assert!(ok, "{err}");
+    let refused = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(daiseectl())
+        .args(["--bus", &s.address, "inverter", "pv", "limit", "0"])
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&refused.stderr);
+    assert!(refused.contains("daisee-admin"), "{refused}");
 }

@@ -67,7 +67,7 @@ pub fn path_segment(name: &str) -> String {
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
 )]
-pub struct Slot {
+pub struct UpdateSlot {
     /// RAUC's slot name, `rootfs.0`.
     pub name: String,
     /// The boot loader's name for it, `A`.

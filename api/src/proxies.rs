@@ -3,7 +3,7 @@
 
 use zbus::proxy;
 
-use crate::Slot;
+use crate::UpdateSlot;
 
 /// The gateway itself.
 #[proxy(
@@ -21,6 +21,9 @@ pub trait Gateway {
     /// The configuration revision the agent started with.
     #[zbus(property)]
     fn started_revision(&self) -> zbus::Result<u64>;
+    /// When the latest poll started, in ms since 1970 on the gateway's clock.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn last_poll(&self) -> zbus::Result<i64>;
 }
 
 /// The configuration.
@@ -116,7 +119,7 @@ pub trait Update {
     /// The slot the gateway booted.
     fn boot_slot(&self) -> zbus::Result<String>;
     /// Every slot.
-    fn slots(&self) -> zbus::Result<Vec<Slot>>;
+    fn slots(&self) -> zbus::Result<Vec<UpdateSlot>>;
     /// What RAUC is doing and the error of the last install that failed.
     fn installer(&self) -> zbus::Result<(String, String)>;
 }

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use daisee_api::{
-    ConfigProxy, HistoryProxy, InverterProxy, RelayProxy, UpdateProxy, inverter_path, relay_path,
+    ConfigProxy, GatewayProxy, HistoryProxy, InverterProxy, RelayProxy, UpdateProxy, inverter_path,
+    relay_path,
 };
-use zbus::Connection;
+use zbus::{Connection, DBusError};
 
 /// The DAISEE gateway from the command line: status, meters, relays, inverters, configuration,
 /// history and update slots, over the agent's D-Bus API (org.daisee.Gateway1).
@@ -112,7 +113,7 @@ struct Span {
     channel: String,
     /// From, in ms since 1970 (default: one span before TO).
     from: Option<i64>,
-    /// To, in ms since 1970 (default: now).
+    /// To, in ms since 1970 (default: the gateway's latest poll).
     to: Option<i64>,
 }
 
@@ -239,9 +240,8 @@ async fn config(conn: &Connection, command: ConfigCommand) -> zbus::Result<()> {
 }
 
 async fn history(conn: &Connection, span: Span, energy: bool) -> zbus::Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    // The gateway's clock, not this machine's: the demo's runs simulated time.
+    let now = GatewayProxy::new(conn).await?.last_poll().await? + 1;
     let length = if energy { 86_400_000 } else { 3_600_000 };
     let to = span.to.unwrap_or(now);
     let from = span.from.unwrap_or(to - length);
@@ -265,10 +265,16 @@ async fn history(conn: &Connection, span: Span, energy: bool) -> zbus::Result<()
 /// An error as a person can act on it: the agent's own message, a hint when the bus refused the
 /// call, or when nobody owns the agent's name.
 fn explain(e: zbus::Error) -> anyhow::Error {
-    let zbus::Error::MethodError(name, message, _) = &e else {
-        return e.into();
+    let (name, message) = match &e {
+        zbus::Error::MethodError(name, message, _) => {
+            (name.to_string(), message.clone().unwrap_or_default())
+        }
+        zbus::Error::FDO(fdo) => (
+            fdo.name().to_string(),
+            fdo.description().unwrap_or_default().to_owned(),
+        ),
+        _ => return e.into(),
     };
-    let message = message.clone().unwrap_or_default();
     match name.as_str() {
         "org.freedesktop.DBus.Error.AccessDenied" => anyhow::anyhow!(
             "the bus refused the call: changing the gateway needs root or membership of the \

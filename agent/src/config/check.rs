@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::Range;
 
 use daisee_hal::MilliWatts;
+use serde::Deserialize;
 
 /// The most characters of a value an error message repeats.
 const QUOTE_CHARS: usize = 40;
@@ -335,6 +336,15 @@ pub(super) fn watts(
         format!("{w} W must be above 0 and at most {max_mw} MW")
     };
     Err(at.error(key, message))
+}
+
+/// Where a sensor or relay is: real hardware through Linux or a Raspberry Pi, or simulated.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Backend {
+    Linux,
+    Rpi,
+    Sim,
 }
 
 #[cfg(test)]

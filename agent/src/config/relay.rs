@@ -9,8 +9,7 @@ use daisee_hal::RelayState;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::check::{self, ConfigError, Locator, Names};
-use super::sensor::Backend;
+use super::check::{self, Backend, ConfigError, Locator, Names};
 
 /// A relay.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use daisee_ina219::{Calibration, Settings};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::check::{self, ConfigError, Locator, Names, quote};
+use super::check::{self, Backend, ConfigError, Locator, Names, quote};
 use super::sim::{self, SimSite};
 
 /// A sensor.
@@ -63,15 +63,6 @@ pub enum I2cBus {
         /// The simulated DC bus voltage.
         bus_mv: i64,
     },
-}
-
-/// Where a sensor or relay is: real hardware through Linux or a Raspberry Pi, or simulated.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum Backend {
-    Linux,
-    Rpi,
-    Sim,
 }
 
 #[derive(Deserialize, Clone, Copy)]

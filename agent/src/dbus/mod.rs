@@ -141,6 +141,7 @@ pub async fn serve(
             GatewayObject {
                 name: config.name.clone(),
                 revision: file.revision(),
+                snapshots: handles.snapshots.clone(),
             },
         )?
         .serve_at(
@@ -162,8 +163,24 @@ pub async fn serve(
         .build()
         .await
         .map_err(ServeError::Connect)?;
+    put_devices(&conn, &config, &channels, &handles.commands).await?;
+    conn.object_server()
+        .at(UPDATE_PATH, UpdateObject { conn: conn.clone() })
+        .await?;
+    own_name(&conn).await?;
+    tokio::spawn(follow(conn.clone(), handles.snapshots));
+    Ok(conn)
+}
+
+/// An object for every channel, relay and curtailable inverter of `config`.
+async fn put_devices(
+    conn: &Connection,
+    config: &crate::config::Config,
+    channels: &[String],
+    commands: &SyncSender<Command>,
+) -> zbus::Result<()> {
     let server = conn.object_server();
-    for name in &channels {
+    for name in channels {
         server.at(meter_path(name), MeterObject::new(name)).await?;
     }
     for r in &config.relays {
@@ -173,7 +190,7 @@ pub async fn serve(
             safe_state: r.safe_state.as_str().into(),
             mode: String::new(),
             fault: String::new(),
-            commands: handles.commands.clone(),
+            commands: commands.clone(),
         };
         server.at(relay_path(&r.name), relay).await?;
     }
@@ -185,16 +202,11 @@ pub async fn serve(
             limit: 100,
             mode: String::new(),
             fault: String::new(),
-            commands: handles.commands.clone(),
+            commands: commands.clone(),
         };
         server.at(inverter_path(&i.meter.name), inverter).await?;
     }
-    server
-        .at(UPDATE_PATH, UpdateObject { conn: conn.clone() })
-        .await?;
-    own_name(&conn).await?;
-    tokio::spawn(follow(conn.clone(), handles.snapshots));
-    Ok(conn)
+    Ok(())
 }
 
 /// Requests the bus name without replacing or queueing behind another owner, and logs losing it.
@@ -202,7 +214,10 @@ async fn own_name(conn: &Connection) -> Result<(), ServeError> {
     let reply = conn
         .request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
         .await
-        .map_err(ServeError::Refused)?;
+        .map_err(|e| match e {
+            zbus::Error::NameTaken => ServeError::NameTaken,
+            other => ServeError::Refused(other),
+        })?;
     if !matches!(
         reply,
         RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner

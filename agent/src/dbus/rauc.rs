@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use daisee_api::Slot;
+use daisee_api::UpdateSlot;
 use zbus::Connection;
 use zbus::zvariant::OwnedValue;
 
@@ -40,14 +40,14 @@ pub(super) async fn property(conn: &Connection, name: &str) -> Result<String, Un
 }
 
 /// Every slot RAUC manages, by name (RAUC's own order changes from call to call).
-pub(super) async fn slots(conn: &Connection) -> Result<Vec<Slot>, Unavailable> {
+pub(super) async fn slots(conn: &Connection) -> Result<Vec<UpdateSlot>, Unavailable> {
     let reply = conn
         .call_method(Some(RAUC), "/", Some(INSTALLER), "GetSlotStatus", &())
         .await
         .map_err(Unavailable)?;
     let status: Vec<(String, HashMap<String, OwnedValue>)> =
         reply.body().deserialize().map_err(Unavailable)?;
-    let mut slots: Vec<Slot> = status
+    let mut slots: Vec<UpdateSlot> = status
         .into_iter()
         .map(|(name, fields)| {
             let text = |key: &str| {
@@ -56,7 +56,7 @@ pub(super) async fn slots(conn: &Connection) -> Result<Vec<Slot>, Unavailable> {
                     .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
                     .unwrap_or_default()
             };
-            Slot {
+            UpdateSlot {
                 bootname: text("bootname"),
                 state: text("state"),
                 boot_status: text("boot-status"),

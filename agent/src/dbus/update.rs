@@ -1,6 +1,6 @@
 //! `org.daisee.Gateway1.Update` at `Update`: the A/B slots, asked of RAUC at each call.
 
-use daisee_api::Slot;
+use daisee_api::UpdateSlot;
 use zbus::{Connection, interface};
 
 use super::{Error, rauc};
@@ -26,7 +26,7 @@ impl UpdateObject {
 
     /// Every slot: name, bootname, state (`booted`, `active`, `inactive`), boot status (`good`, `bad`)
     /// and the version of the bundle installed into it.
-    async fn slots(&self) -> Result<Vec<Slot>, Error> {
+    async fn slots(&self) -> Result<Vec<UpdateSlot>, Error> {
         rauc::slots(&self.conn).await.map_err(unavailable)
     }
 

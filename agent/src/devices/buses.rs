@@ -12,11 +12,11 @@ use daisee_modbus::device::{Backoff, Device, DeviceError, Map, Poller};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::Fault;
 use super::channel::{Channel, Measured};
 use super::inverters::{self, SharedLimit};
 use super::site::{Served, Sim};
 use crate::config::{Config, Link, Meter, ModbusBus};
+use crate::fault::Fault;
 use crate::snapshot::ChannelState;
 
 /// The longest a failing device is left alone before it is asked again.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use daisee_hal::{Energy, EnergyIntegrator, ErrorKind, MeterReading, MilliWattHours, Timestamp};
 
-use super::Fault;
+use crate::fault::Fault;
 use crate::snapshot::ChannelState;
 
 /// Gaps between readings up to this many poll intervals are bridged when integrating power.

@@ -9,7 +9,7 @@ use daisee_control::Limit;
 use daisee_modbus::bus::Bus;
 use daisee_modbus::device::{Device, DeviceError};
 
-use super::Fault;
+use crate::fault::Fault;
 
 /// What is wanted of one inverter's limit, and what it took.
 #[derive(Debug, Default)]

@@ -3,7 +3,6 @@
 
 mod buses;
 mod channel;
-mod fault;
 mod inverters;
 mod relays;
 mod sensors;
@@ -14,8 +13,11 @@ use std::time::Duration;
 
 use daisee_hal::{Clock, PowerSensor, RelayState, Timestamp};
 
-use crate::config::Config;
-pub use fault::{ConnectError, Fault};
+use daisee_hal::linux::LinuxI2c;
+use daisee_hal::rpi;
+
+use crate::config::{Config, I2cBus, SensorDevice};
+pub use crate::fault::{ConnectError, Fault};
 pub use relays::AnyRelay;
 pub use sensors::{Connect, Reconnecting, Sensor};
 
@@ -84,7 +86,7 @@ impl Devices {
         let mut sensors = Vec::new();
         let mut warnings = Vec::new();
         for s in &config.sensors {
-            let (device, connect) = sensors::connect(&s.device, &mut sim);
+            let (device, connect) = connect(&s.device, &mut sim);
             match Reconnecting::start(connect) {
                 Ok((sensor, fault)) => {
                     if let Some(fault) = fault {
@@ -177,6 +179,32 @@ impl Devices {
             at,
             channels,
             relays: self.relays(),
+        }
+    }
+}
+
+/// How to set up the sensor `device` on its backend, and the kind of device for display.
+fn connect(device: &SensorDevice, sim: &mut Sim) -> (&'static str, Connect) {
+    match device {
+        SensorDevice::SimPower { loads } => ("sim", sim.power_sensor(loads)),
+        SensorDevice::Ina219 { bus, settings } => {
+            let settings = *settings;
+            let connect: Connect = match bus {
+                I2cBus::Linux { path, mode } => {
+                    let (path, mode) = (path.clone(), *mode);
+                    Box::new(move || sensors::ina219(LinuxI2c::open(&path, mode)?, settings))
+                }
+                I2cBus::Rpi { bus } => {
+                    let bus = *bus;
+                    Box::new(move || sensors::ina219(rpi::open_i2c(bus)?, settings))
+                }
+                I2cBus::Sim {
+                    name,
+                    loads,
+                    bus_mv,
+                } => sim.ina219(name, loads, *bus_mv, settings),
+            };
+            ("ina219", connect)
         }
     }
 }

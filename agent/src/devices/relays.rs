@@ -7,9 +7,9 @@ use daisee_hal::linux::LinuxLine;
 use daisee_hal::{RelayState, rpi};
 use daisee_relay::Polarity;
 
-use super::Fault;
 use super::site::Sim;
 use crate::config::{Relay, RelayOutput};
+use crate::fault::Fault;
 
 /// A relay of any backend.
 pub trait AnyRelay: Send {

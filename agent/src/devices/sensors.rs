@@ -2,15 +2,12 @@
 //! sensor), set up again after they fail.
 
 use daisee_hal::error::OpenError;
-use daisee_hal::linux::LinuxI2c;
-use daisee_hal::{ErrorKind, PowerReading, PowerSensor, rpi};
+use daisee_hal::{ErrorKind, PowerReading, PowerSensor};
 use daisee_ina219::Ina219;
 use embedded_hal::i2c::I2c;
 
-use super::Fault;
-use super::fault::ConnectError;
-use super::site::Sim;
-use crate::config::{I2cBus, SensorDevice};
+use crate::fault::ConnectError;
+use crate::fault::Fault;
 
 /// A power sensor of any backend.
 pub trait Sensor: Send {
@@ -65,32 +62,6 @@ impl PowerSensor for Reconnecting {
             self.sensor = None;
         }
         reading
-    }
-}
-
-/// How to set up the sensor `device` on its backend, and the kind of device for display.
-pub(crate) fn connect(device: &SensorDevice, sim: &mut Sim) -> (&'static str, Connect) {
-    match device {
-        SensorDevice::SimPower { loads } => ("sim", sim.power_sensor(loads)),
-        SensorDevice::Ina219 { bus, settings } => {
-            let settings = *settings;
-            let connect: Connect = match bus {
-                I2cBus::Linux { path, mode } => {
-                    let (path, mode) = (path.clone(), *mode);
-                    Box::new(move || ina219(LinuxI2c::open(&path, mode)?, settings))
-                }
-                I2cBus::Rpi { bus } => {
-                    let bus = *bus;
-                    Box::new(move || ina219(rpi::open_i2c(bus)?, settings))
-                }
-                I2cBus::Sim {
-                    name,
-                    loads,
-                    bus_mv,
-                } => sim.ina219(name, loads, *bus_mv, settings),
-            };
-            ("ina219", connect)
-        }
     }
 }
 

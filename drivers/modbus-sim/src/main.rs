@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::Parser;
 use daisee_hal::MilliWatts;
 use daisee_hal::SystemClock;
 use daisee_hal::sim::{Load, Profile as LoadProfile, Site};
@@ -15,20 +16,37 @@ use daisee_modbus::profile::Profile;
 use daisee_modbus::sunspec::Role;
 use daisee_modbus_sim::{Layout, ProfileMeter, RtuPort, Simulator, SunSpecDevice};
 
-const USAGE: &str = "\
-usage: daisee-modbus-sim [--tcp ADDR] [--rtu-over-tcp ADDR] [--pty]
-                         [--meter UNIT=PROFILE]... [--inverter UNIT] [--sunspec-meter UNIT]
-
-Serves simulated devices whose readings follow a simulated house with PV, on the wall clock.
-PROFILE is a shipped profile (eastron-sdm120, eastron-sdm630, carlo-gavazzi-em340) or a file.
-With no device options: --meter 1=eastron-sdm630 --inverter 2. Default: --tcp 127.0.0.1:5020.";
+/// Serves simulated devices whose readings follow a simulated house with PV, on the wall clock.
+/// With no device options: --meter 1=eastron-sdm630 --inverter 2. Default: --tcp 127.0.0.1:5020.
+#[derive(Debug, Parser)]
+#[command(name = "daisee-modbus-sim", version)]
+struct Cli {
+    /// Serve Modbus TCP at this address.
+    #[arg(long, value_name = "ADDR")]
+    tcp: Option<SocketAddr>,
+    /// Serve Modbus RTU framing over TCP at this address (an RS-485-to-Ethernet gateway).
+    #[arg(long, value_name = "ADDR")]
+    rtu_over_tcp: Option<SocketAddr>,
+    /// Serve Modbus RTU on a new pseudo-terminal (its path is printed).
+    #[arg(long)]
+    pty: bool,
+    /// A meter: its unit and a shipped profile (eastron-sdm120, eastron-sdm630,
+    /// carlo-gavazzi-em340) or a profile file.
+    #[arg(long, value_name = "UNIT=PROFILE")]
+    meter: Vec<String>,
+    /// A SunSpec inverter at this unit.
+    #[arg(long, value_name = "UNIT")]
+    inverter: Vec<u8>,
+    /// A SunSpec meter at this unit.
+    #[arg(long, value_name = "UNIT")]
+    sunspec_meter: Vec<u8>,
+}
 
 enum Device {
     Meter(u8, Arc<Profile>),
     SunSpec(u8, Role),
 }
 
-#[derive(Default)]
 struct Args {
     tcp: Option<SocketAddr>,
     rtu_over_tcp: Option<SocketAddr>,
@@ -36,49 +54,45 @@ struct Args {
     devices: Vec<Device>,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args::default();
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |what: &str| it.next().with_context(|| format!("{arg} needs {what}"));
-        match arg.as_str() {
-            "--tcp" => args.tcp = Some(value("an address")?.parse()?),
-            "--rtu-over-tcp" => args.rtu_over_tcp = Some(value("an address")?.parse()?),
-            "--pty" => args.pty = true,
-            "--meter" => {
-                let spec = value("UNIT=PROFILE")?;
-                let (unit, name) = spec.split_once('=').context("--meter takes UNIT=PROFILE")?;
-                let profile = match Profile::shipped(name) {
-                    Some(shipped) => shipped?,
-                    None => Profile::load(Path::new(name))?,
-                };
-                args.devices
-                    .push(Device::Meter(unit.parse()?, Arc::new(profile)));
-            }
-            "--inverter" => {
-                let unit = value("a unit")?.parse()?;
-                args.devices.push(Device::SunSpec(unit, Role::Inverter));
-            }
-            "--sunspec-meter" => {
-                let unit = value("a unit")?.parse()?;
-                args.devices.push(Device::SunSpec(unit, Role::Meter));
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other}\n{USAGE}"),
-        }
+/// The devices and ports the command line asks for, with the defaults filled in.
+fn args(cli: Cli) -> anyhow::Result<Args> {
+    let mut devices = Vec::new();
+    for spec in &cli.meter {
+        let (unit, name) = spec.split_once('=').context("--meter takes UNIT=PROFILE")?;
+        let profile = match Profile::shipped(name) {
+            Some(shipped) => shipped?,
+            None => Profile::load(Path::new(name))?,
+        };
+        let unit = unit
+            .parse()
+            .with_context(|| format!("--meter {spec}: no unit id"))?;
+        devices.push(Device::Meter(unit, Arc::new(profile)));
     }
-    if args.devices.is_empty() {
+    devices.extend(
+        cli.inverter
+            .iter()
+            .map(|&u| Device::SunSpec(u, Role::Inverter)),
+    );
+    devices.extend(
+        cli.sunspec_meter
+            .iter()
+            .map(|&u| Device::SunSpec(u, Role::Meter)),
+    );
+    if devices.is_empty() {
         let sdm630 = Profile::shipped("eastron-sdm630").context("eastron-sdm630 is shipped")??;
-        args.devices.push(Device::Meter(1, Arc::new(sdm630)));
-        args.devices.push(Device::SunSpec(2, Role::Inverter));
+        devices.push(Device::Meter(1, Arc::new(sdm630)));
+        devices.push(Device::SunSpec(2, Role::Inverter));
     }
-    if args.tcp.is_none() && args.rtu_over_tcp.is_none() && !args.pty {
-        args.tcp = Some(SocketAddr::from(([127, 0, 0, 1], 5020)));
+    let mut tcp = cli.tcp;
+    if tcp.is_none() && cli.rtu_over_tcp.is_none() && !cli.pty {
+        tcp = Some(SocketAddr::from(([127, 0, 0, 1], 5020)));
     }
-    Ok(args)
+    Ok(Args {
+        tcp,
+        rtu_over_tcp: cli.rtu_over_tcp,
+        pty: cli.pty,
+        devices,
+    })
 }
 
 fn main() -> ExitCode {
@@ -92,7 +106,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = args(Cli::parse())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
