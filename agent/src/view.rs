@@ -80,7 +80,7 @@ fn live(name: &str, polls: u64, s: &Snapshot) -> String {
                 c.name,
                 c.device,
                 r.power.to_string(),
-                r.voltage.map(|v| v.to_string()).unwrap_or_default(),
+                voltage(r),
                 r.current.map(|a| a.to_string()).unwrap_or_default(),
             )),
             Err(f) => line(format!(
@@ -107,6 +107,20 @@ fn live(name: &str, polls: u64, s: &Snapshot) -> String {
     t
 }
 
+/// The one voltage, or each phase's.
+fn voltage(r: &daisee_hal::MeterReading) -> String {
+    if let Some(v) = r.voltage {
+        return v.to_string();
+    }
+    let phases: Vec<String> = r
+        .phases
+        .iter()
+        .flatten()
+        .filter_map(|p| p.voltage.map(|v| format!("{:.0}", v.volts())))
+        .collect();
+    phases.join("/")
+}
+
 fn lines(s: &Snapshot) -> String {
     let mut t = String::new();
     for c in &s.channels {
@@ -119,6 +133,14 @@ fn lines(s: &Snapshot) -> String {
                 }
                 if let Some(a) = r.current {
                     let _ = write!(t, " current_a={:.6}", a.amps());
+                }
+                if let Some(f) = r.frequency {
+                    let _ = write!(t, " frequency_hz={:.3}", f.0 as f64 / 1000.0);
+                }
+                for (i, p) in r.phases.iter().flatten().enumerate() {
+                    if let Some(v) = p.voltage {
+                        let _ = write!(t, " l{}_voltage_v={:.3}", i + 1, v.volts());
+                    }
                 }
             }
             Err(f) => {

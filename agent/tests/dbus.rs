@@ -399,6 +399,15 @@ async fn properties_and_their_change_signals() {
     )
     .await;
     assert!((3_400_000..3_600_000).contains(&power), "{power}");
+    // What the sensor measures, and nothing it does not: no frequency, no phases, and no 0s.
+    let values: std::collections::HashMap<String, i64> =
+        property(&conn, grid, "org.daisee.Gateway1.Meter", "Values")
+            .await
+            .try_into()
+            .unwrap();
+    let mut measured: Vec<&str> = values.keys().map(String::as_str).collect();
+    measured.sort_unstable();
+    assert_eq!(measured, ["current_ua", "voltage_mv"], "{values:?}");
     // A channel name that is no D-Bus path segment is escaped.
     let online: bool = property(
         &conn,

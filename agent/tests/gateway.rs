@@ -276,3 +276,29 @@ fn modbus_meters_from_a_user_profile_and_a_dead_unit() {
         "asked, not just unread: {fault}"
     );
 }
+
+#[test]
+fn readings_keep_phases_and_frequency_and_leave_out_what_is_not_measured() {
+    let clock = SimClock::manual(NOON);
+    let (mut gateway, runtime) = demo(&clock);
+    let s = after_first_modbus_round(&runtime, &mut gateway);
+    let reading = |name: &str| {
+        let c = s.channels.iter().find(|c| &*c.name == name).unwrap();
+        *c.reading.as_ref().unwrap()
+    };
+    // The SDM630: three phases and the grid frequency, no single voltage of its own.
+    let sdm630 = reading("flex_loads");
+    let phases = sdm630.phases.expect("three phases");
+    assert!(
+        phases
+            .iter()
+            .all(|p| p.voltage.is_some() && p.power.is_some())
+    );
+    let hz = sdm630.frequency.expect("frequency").0;
+    assert!((49_000..51_000).contains(&hz), "{hz} mHz");
+    assert_eq!(sdm630.voltage, None, "L1 is not the meter's voltage");
+    // The INA219 on a DC bus: its voltage and current, and no frequency or phases.
+    let ina219 = reading("shed_panel");
+    assert!(ina219.voltage.is_some() && ina219.current.is_some());
+    assert_eq!((ina219.frequency, ina219.phases), (None, None));
+}

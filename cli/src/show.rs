@@ -60,11 +60,32 @@ fn flag(props: &Properties, name: &str) -> bool {
     get(props, name).unwrap_or_default()
 }
 
+/// A channel's voltage (its phases' when it has several) and frequency; `-` where it measures
+/// none.
+fn voltage_and_frequency(m: &Properties) -> (String, String) {
+    let values: HashMap<String, i64> = get(m, "Values").unwrap_or_default();
+    let volts = |key: &str| {
+        values
+            .get(key)
+            .map(|mv| format!("{:.1}", *mv as f64 / 1000.0))
+    };
+    let phases: Vec<String> = (1..=3)
+        .filter_map(|l| volts(&format!("l{l}_voltage_mv")))
+        .collect();
+    let voltage = volts("voltage_mv")
+        .or_else(|| (!phases.is_empty()).then(|| phases.join("/")))
+        .unwrap_or_else(|| "-".into());
+    let frequency = values
+        .get("frequency_mhz")
+        .map_or_else(|| "-".into(), |mhz| format!("{:.2}", *mhz as f64 / 1000.0));
+    (voltage, frequency)
+}
+
 /// Every sensor, meter and inverter channel.
 pub(crate) fn meters(objects: &ManagedObjects) -> zbus::Result<()> {
     println!(
-        "{:<16} {:<8} {:>11} {:>9} {:>14} {:>14}  FAULT",
-        "METER", "DEVICE", "POWER W", "VOLTAGE", "IMPORT KWH", "EXPORT KWH"
+        "{:<16} {:<8} {:>11} {:>17} {:>7} {:>14} {:>14}  FAULT",
+        "METER", "DEVICE", "POWER W", "VOLTAGE V", "FREQ", "IMPORT KWH", "EXPORT KWH"
     );
     for m in with(objects, interface_of::<MeterProxy<'_>>()) {
         let power = if flag(m, "Online") {
@@ -72,12 +93,14 @@ pub(crate) fn meters(objects: &ManagedObjects) -> zbus::Result<()> {
         } else {
             "offline".into()
         };
+        let (voltage, frequency) = voltage_and_frequency(m);
         println!(
-            "{:<16} {:<8} {:>11} {:>9.1} {:>14.3} {:>14.3}  {}",
+            "{:<16} {:<8} {:>11} {:>17} {:>7} {:>14.3} {:>14.3}  {}",
             text(m, "Name"),
             text(m, "Device"),
             power,
-            int(m, "Voltage") as f64 / 1000.0,
+            voltage,
+            frequency,
             counter(m, "ImportEnergy") as f64 / 1e6,
             counter(m, "ExportEnergy") as f64 / 1e6,
             text(m, "Fault"),

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use daisee_control::{Allocation, Cause, Command, Controller, FlexLoad, ImportLimit, Settings};
+use daisee_control::{
+    Allocation, Cause, Command, Controller, FlexLoad, ImportLimit, Mode, Settings,
+};
 use daisee_hal::sim::{Load, Profile, Site};
 use daisee_hal::{MilliWatts, RelayState, Timestamp};
 
@@ -392,4 +394,45 @@ fn an_allocation_caps_the_flexible_loads_in_its_slot() {
         switched(&cmds, "ev_charger").is_some()
     });
     assert!(after);
+}
+
+#[test]
+fn a_relay_without_demand_response_follows_only_the_hand() {
+    let settings = Settings {
+        import_limit: None,
+        stale_after: MIN,
+    };
+    let mut c = Controller::new(settings, loads(), MIDNIGHT);
+    c.add_fixed("light", RelayState::Off);
+    assert_eq!(c.mode("light"), Mode::Fixed);
+    assert_eq!(c.mode("ev_charger"), Mode::Auto);
+    let light = |commands: Vec<Command>| -> Vec<(RelayState, Cause)> {
+        commands
+            .into_iter()
+            .filter(|c| c.load == "light")
+            .map(|c| (c.state, c.cause))
+            .collect()
+    };
+    // Stale or not, nothing switches it but a person.
+    assert_eq!(light(c.tick(MIDNIGHT, None)), []);
+    assert!(c.set_override("light", Some(RelayState::On)));
+    assert_eq!(c.mode("light"), Mode::Manual);
+    let now = MIDNIGHT.plus(MIN);
+    assert_eq!(
+        light(c.tick(now, None)),
+        [(RelayState::On, Cause::Override)]
+    );
+    // It did not follow: asked again at the next tick, then never more.
+    c.failed("light");
+    assert_eq!(
+        light(c.tick(now, None)),
+        [(RelayState::On, Cause::Override)]
+    );
+    assert_eq!(light(c.tick(now, None)), []);
+    assert!(c.set_override("light", None));
+    assert_eq!(c.mode("light"), Mode::Fixed);
+    assert_eq!(
+        light(c.tick(now, None)),
+        [(RelayState::Off, Cause::Released)]
+    );
 }

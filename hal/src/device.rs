@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use crate::error::Error;
-use crate::units::{Energy, MicroAmps, MilliVolts, MilliWatts};
+use crate::units::{Energy, MicroAmps, MilliHertz, MilliVolts, MilliWatts};
 
 /// One reading of a power sensor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,15 +24,15 @@ pub trait PowerSensor {
     fn read(&mut self) -> Result<PowerReading, Self::Error>;
 }
 
-/// Power of one phase of a polyphase meter.
+/// One phase of a polyphase meter; a value the meter does not measure is absent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PhaseReading {
     /// Phase-to-neutral voltage.
-    pub voltage: MilliVolts,
+    pub voltage: Option<MilliVolts>,
     /// Phase current, positive towards consumption.
-    pub current: MicroAmps,
+    pub current: Option<MicroAmps>,
     /// Phase power, positive when consumed.
-    pub power: MilliWatts,
+    pub power: Option<MilliWatts>,
 }
 
 /// One reading of an energy meter.
@@ -40,13 +40,16 @@ pub struct PhaseReading {
 pub struct MeterReading {
     /// Total power, positive when imported.
     pub power: MilliWatts,
-    /// Voltage, where the meter measures one (the bus voltage of a DC sensor, L1 of an AC meter).
+    /// The one voltage of a DC sensor or single-phase meter, where it measures one (a polyphase
+    /// meter's are in `phases`).
     pub voltage: Option<MilliVolts>,
-    /// Current, where the meter measures one, positive towards consumption.
+    /// The one current, where the meter measures one, positive towards consumption.
     pub current: Option<MicroAmps>,
+    /// Grid frequency, where the meter measures it.
+    pub frequency: Option<MilliHertz>,
     /// Monotonic import and export counters.
     pub energy: Energy,
-    /// Per-phase values, where the meter has them.
+    /// Per-phase values, where the meter has phases.
     pub phases: Option<[PhaseReading; 3]>,
 }
 

@@ -116,6 +116,7 @@ impl<S: PowerSensor, C: Clock> EnergyMeter for IntegratingMeter<S, C> {
             voltage: Some(reading.voltage),
             current: Some(reading.current),
             energy: self.integrator.energy(),
+            frequency: None,
             phases: None,
         })
     }

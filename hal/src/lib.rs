@@ -27,4 +27,4 @@ pub use device::{
 pub use energy::{EnergyIntegrator, IntegratingMeter};
 pub use error::{Error, ErrorKind};
 pub use time::{Clock, SystemClock, Timestamp};
-pub use units::{Energy, MicroAmps, MilliVolts, MilliWattHours, MilliWatts};
+pub use units::{Energy, MicroAmps, MilliHertz, MilliVolts, MilliWattHours, MilliWatts};

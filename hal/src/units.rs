@@ -18,6 +18,10 @@ pub struct MilliVolts(pub i32);
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MicroAmps(pub i64);
 
+/// Frequency in millihertz.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MilliHertz(pub i64);
+
 /// A monotonic energy count in milliwatt-hours.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MilliWattHours(pub u64);

@@ -1,9 +1,36 @@
 //! `org.daisee.Gateway1.Meter` at `Meter/NAME`: one channel's latest reading and its energy.
 
+use std::collections::HashMap;
+
+use daisee_hal::MeterReading;
 use zbus::interface;
 
 use super::changes::Changes;
 use crate::snapshot::ChannelState;
+
+/// Every quantity a reading holds, by name with its unit; what the device does not measure is
+/// left out, never shown as 0.
+fn values(r: &MeterReading) -> HashMap<String, i64> {
+    let mut v = HashMap::new();
+    let mut put = |name: String, value: Option<i64>| {
+        if let Some(value) = value {
+            v.insert(name, value);
+        }
+    };
+    put("voltage_mv".into(), r.voltage.map(|x| i64::from(x.0)));
+    put("current_ua".into(), r.current.map(|x| x.0));
+    put("frequency_mhz".into(), r.frequency.map(|x| x.0));
+    for (i, p) in r.phases.iter().flatten().enumerate() {
+        let l = i + 1;
+        put(
+            format!("l{l}_voltage_mv"),
+            p.voltage.map(|x| i64::from(x.0)),
+        );
+        put(format!("l{l}_current_ua"), p.current.map(|x| x.0));
+        put(format!("l{l}_power_mw"), p.power.map(|x| x.0));
+    }
+    v
+}
 
 /// A sensor or meter channel.
 #[derive(Default)]
@@ -11,8 +38,7 @@ pub(super) struct MeterObject {
     pub(super) name: String,
     device: String,
     power: i64,
-    voltage: i64,
-    current: i64,
+    values: HashMap<String, i64>,
     import: u64,
     export: u64,
     online: bool,
@@ -46,12 +72,7 @@ impl MeterObject {
         changed.set("ExportEnergy", &mut self.export, c.energy.export.0);
         if let Ok(r) = &c.reading {
             changed.set("Power", &mut self.power, r.power.0);
-            changed.set(
-                "Voltage",
-                &mut self.voltage,
-                r.voltage.map_or(0, |v| i64::from(v.0)),
-            );
-            changed.set("Current", &mut self.current, r.current.map_or(0, |a| a.0));
+            changed.set("Values", &mut self.values, values(r));
             changed.set("UpdatedAt", &mut self.updated, c.read_at.map_or(0, |t| t.0));
         }
         changed
@@ -78,16 +99,12 @@ impl MeterObject {
         self.power
     }
 
-    /// Voltage in mV; 0 if the device does not measure it.
+    /// Every other quantity the device measured, by name with its unit: `voltage_mv`,
+    /// `current_ua`, `frequency_mhz`, and per phase `l1_voltage_mv`, `l1_current_ua`,
+    /// `l1_power_mw`, ... A quantity the device does not measure is absent, never 0.
     #[zbus(property)]
-    fn voltage(&self) -> i64 {
-        self.voltage
-    }
-
-    /// Current in µA; 0 if the device does not measure it.
-    #[zbus(property)]
-    fn current(&self) -> i64 {
-        self.current
+    fn values(&self) -> HashMap<String, i64> {
+        self.values.clone()
     }
 
     /// Energy imported (consumed) in mWh, monotonic.

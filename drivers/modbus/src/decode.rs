@@ -1,7 +1,8 @@
 //! Register values into the project's quantities: word order, data type, scale, unit and sign.
 
 use daisee_hal::{
-    Energy, MeterReading, MicroAmps, MilliVolts, MilliWattHours, MilliWatts, PhaseReading,
+    Energy, MeterReading, MicroAmps, MilliHertz, MilliVolts, MilliWattHours, MilliWatts,
+    PhaseReading,
 };
 
 use crate::plan::Registers;
@@ -117,17 +118,20 @@ impl Values {
                 total.0.checked_add(p.power?.0).map(MilliWatts)
             })?,
         };
-        let phases = self.phases.iter().any(|p| p.power.is_some()).then(|| {
+        let measured =
+            |p: &PhaseValues| p.power.is_some() || p.voltage.is_some() || p.current.is_some();
+        let phases = self.phases.iter().any(measured).then(|| {
             self.phases.map(|p| PhaseReading {
-                voltage: p.voltage.unwrap_or_default(),
-                current: p.current.unwrap_or_default(),
-                power: p.power.unwrap_or_default(),
+                voltage: p.voltage,
+                current: p.current,
+                power: p.power,
             })
         });
         Some(MeterReading {
             power,
-            voltage: self.voltage.or(self.phases[0].voltage),
-            current: self.current.or(self.phases[0].current),
+            voltage: self.voltage,
+            current: self.current,
+            frequency: self.frequency_mhz.map(MilliHertz),
             energy: Energy {
                 import: self.import.unwrap_or_default(),
                 export: self.export.unwrap_or_default(),
@@ -381,6 +385,24 @@ unit = "Hz""#,
         assert_eq!(v.meter_reading(), None);
         v.phases[2].power = Some(MilliWatts(-1));
         assert_eq!(v.meter_reading().unwrap().power, MilliWatts(i64::MAX - 2));
+    }
+
+    #[test]
+    fn a_reading_keeps_phases_frequency_and_absent_values() {
+        let mut v = Values {
+            power: Some(MilliWatts(3_000_000)),
+            frequency_mhz: Some(50_010),
+            ..Values::default()
+        };
+        v.phases[0].voltage = Some(MilliVolts(230_000));
+        v.phases[1].voltage = Some(MilliVolts(231_000));
+        let r = v.meter_reading().unwrap();
+        assert_eq!(r.frequency, Some(MilliHertz(50_010)));
+        assert_eq!(r.voltage, None, "L1 is not the meter's one voltage");
+        let phases = r.phases.unwrap();
+        assert_eq!(phases[1].voltage, Some(MilliVolts(231_000)));
+        assert_eq!(phases[2].voltage, None);
+        assert_eq!(phases[0].current, None, "not measured is absent, not 0");
     }
 
     #[test]
