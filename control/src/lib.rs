@@ -333,6 +333,24 @@ impl Controller {
         commands
     }
 
+    /// The switches the hands on the relays call for at `now`, before anything is measured: a
+    /// person's order is carried out at once, and the turn's readings already see it.
+    pub fn overrides(&mut self, now: Timestamp) -> Vec<Command> {
+        let mut commands = Vec::new();
+        for c in &mut self.loads {
+            if let Some(state) = c.manual.filter(|s| *s != c.switching.state()) {
+                c.switching.record(now, state);
+                commands.push(Command {
+                    load: c.load.name.clone(),
+                    state,
+                    cause: Cause::Override,
+                });
+            }
+        }
+        commands.extend(self.fixed_commands());
+        commands
+    }
+
     /// Relays without demand response follow the hand that holds them, else their safe state.
     fn fixed_commands(&mut self) -> impl Iterator<Item = Command> + '_ {
         self.fixed.iter_mut().filter_map(|f| {

@@ -117,6 +117,11 @@ impl Decisions {
         self.limiter.mode(inverter, now)
     }
 
+    /// The relay switches the hands on them call for, before the turn reads anything.
+    pub(super) fn overrides(&mut self, now: Timestamp) -> Vec<Switch> {
+        self.controller.overrides(now)
+    }
+
     /// The relay switches the readings call for, already counted as done.
     pub(super) fn tick(&mut self, readings: &Readings) -> Vec<Switch> {
         if let Some(grid) = &self.grid {

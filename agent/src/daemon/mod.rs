@@ -147,13 +147,11 @@ impl Daemon {
         for command in commands {
             self.handle(command);
         }
+        let held = self.decisions.overrides(self.clock.now());
+        self.carry_out(&held);
         let mut readings = self.devices.read();
         let switches = self.decisions.tick(&readings);
-        for s in &switches {
-            if !self.set_relay(&s.load, s.state, s.cause.as_str()) {
-                self.decisions.failed(&s.load);
-            }
-        }
+        self.carry_out(&switches);
         if !switches.is_empty() {
             // Show the relays as they are after the switching, read back.
             readings.relays = self.devices.relays();
@@ -184,6 +182,15 @@ impl Daemon {
         self.readiness.turn(&snapshot);
         self.snapshots.send_replace(Some(Arc::clone(&snapshot)));
         snapshot
+    }
+
+    /// Sets the relays as decided; a relay that did not follow is decided again next turn.
+    fn carry_out(&mut self, switches: &[daisee_control::Command]) {
+        for s in switches {
+            if !self.set_relay(&s.load, s.state, s.cause.as_str()) {
+                self.decisions.failed(&s.load);
+            }
+        }
     }
 
     /// Carries out one command; says whether it calls for a turn to act on it.
