@@ -18,8 +18,9 @@ pub fn image_dir() -> PathBuf {
         })
 }
 
-/// The test disk `image/build` makes: the bundles the update tests install (`update.raucb`, and
-/// `untrusted`, `unsigned`, `tampered` and `broken` ones) and the test GPIO chip's module.
+/// The test disk `image/make-test-fixtures` makes: the bundles the update tests install
+/// (`update.raucb`, and `untrusted`, `unsigned`, `tampered` and `broken` ones) and the test GPIO
+/// chip's module.
 pub fn test_disk() -> PathBuf {
     image_dir().join("test.img")
 }
@@ -124,6 +125,12 @@ impl Machine {
     /// Powers the machine on: no network, the serial console on our pipes, `extra` disks after
     /// the system disk.
     pub fn start(&mut self, extra: &[&Path]) -> std::io::Result<()> {
+        if let Some(missing) = extra.iter().find(|p| !p.exists()) {
+            return Err(std::io::Error::other(format!(
+                "{} is missing: run image/make-test-fixtures first (scripts/test does)",
+                missing.display()
+            )));
+        }
         self.extra = extra.iter().map(|p| p.to_path_buf()).collect();
         self.power_on()
     }
