@@ -18,10 +18,39 @@ pub fn image_dir() -> PathBuf {
         })
 }
 
-/// The test disk `image/build` makes: the bundles the update tests install (`update.raucb`, and
-/// `untrusted`, `unsigned`, `tampered` and `broken` ones) and the test GPIO chip's module.
+/// The test disk `image/make-test-fixtures` makes: the bundles the update tests install
+/// (`update.raucb`, and `untrusted`, `unsigned`, `tampered` and `broken` ones) and the test GPIO
+/// chip's module.
 pub fn test_disk() -> PathBuf {
     image_dir().join("test.img")
+}
+
+/// `image/layout/layout.env`, the facts the image is built on (`KEY=value` lines), which the
+/// gateway carries as `/usr/lib/daisee/layout.env`.
+const LAYOUT: &str = include_str!("../layout/layout.env");
+
+/// The value of `key` in `image/layout/layout.env` (`TRIES`, `GRUBENV`, ...).
+///
+/// # Panics
+///
+/// If the file has no such key: the harness and the layout disagree.
+pub fn layout(key: &str) -> &'static str {
+    LAYOUT
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+        .unwrap_or_else(|| panic!("image/layout/layout.env has no {key}"))
+}
+
+/// The boots GRUB gives a slot that is not marked good before it boots the other one.
+///
+/// # Panics
+///
+/// If `TRIES` in `image/layout/layout.env` is not a number.
+pub fn tries() -> u32 {
+    layout("TRIES")
+        .parse()
+        .expect("TRIES in image/layout/layout.env is a number")
 }
 
 /// A gateway under QEMU, its disk a copy of the image owned by this test.
@@ -96,6 +125,12 @@ impl Machine {
     /// Powers the machine on: no network, the serial console on our pipes, `extra` disks after
     /// the system disk.
     pub fn start(&mut self, extra: &[&Path]) -> std::io::Result<()> {
+        if let Some(missing) = extra.iter().find(|p| !p.exists()) {
+            return Err(std::io::Error::other(format!(
+                "{} is missing: run image/make-test-fixtures first (scripts/test does)",
+                missing.display()
+            )));
+        }
         self.extra = extra.iter().map(|p| p.to_path_buf()).collect();
         self.power_on()
     }
@@ -280,10 +315,12 @@ impl Machine {
 
     /// GRUB's environment as the booted system reads it: `ORDER`, `A_OK`, `A_TRY`, ...
     pub fn grubenv(&mut self) -> Result<BTreeMap<String, String>, Timeout> {
-        let (lines, _) = self.run(
-            "grub-editenv /boot/efi/EFI/BOOT/grubenv list",
-            Duration::from_secs(60),
-        )?;
+        let command = format!(
+            "grub-editenv {}/{} list",
+            layout("EFI_MOUNT"),
+            layout("GRUBENV")
+        );
+        let (lines, _) = self.run(&command, Duration::from_secs(60))?;
         Ok(lines
             .iter()
             .filter_map(|l| l.trim().split_once('='))
@@ -356,5 +393,21 @@ impl Drop for Machine {
     fn drop(&mut self) {
         self.power_cut();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without QEMU: a layout the harness cannot read fails here, not minutes into a boot.
+    #[test]
+    fn the_layout_has_what_the_harness_reads() {
+        assert!(tries() > 0);
+        assert!(layout("EFI_MOUNT").starts_with('/'));
+        assert!(
+            !layout("GRUBENV").starts_with('/'),
+            "GRUBENV is a path on the EFI partition"
+        );
     }
 }

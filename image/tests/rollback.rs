@@ -8,7 +8,7 @@
 mod common;
 
 use common::{BOOT, boot, install, marked_good, sh, slot_b_shows};
-use daisee_image::{Machine, test_disk};
+use daisee_image::{Machine, test_disk, tries};
 
 #[test]
 fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself() {
@@ -22,12 +22,13 @@ fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself() 
     let _ = m.run("systemctl reboot", std::time::Duration::from_secs(5));
 
     // Nobody touches the console from here: the gateway reboots by itself.
-    for attempt in 1..=3 {
+    let tries = tries();
+    for attempt in 1..=tries {
         let line = m
             .wait_for("Booting slot ", BOOT)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            line.contains(&format!("Booting slot B, try {attempt} of 3")),
+            line.contains(&format!("Booting slot B, try {attempt} of {tries}")),
             "{line}"
         );
         m.wait_for("the agent is not healthy", BOOT)
