@@ -75,6 +75,29 @@ fn proc_figures(pid: u32) -> (Duration, u64, u64) {
     (Duration::from_nanos(cpu_ns), kib("VmRSS:"), kib("VmHWM:"))
 }
 
+/// Runs `binary` on `config` and `bus` and reads its CPU share and resident memory (KiB) from
+/// /proc over [`MEASURE`], after 5 s to settle.
+fn measure(binary: &Path, config: &Path, bus: &str) -> (f64, u64) {
+    let agent = Running(
+        Command::new(binary)
+            .arg("--config")
+            .arg(config)
+            .args(["--dbus", bus])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agent"),
+    );
+    let pid = agent.0.id();
+    std::thread::sleep(Duration::from_secs(5));
+    let (cpu0, _, _) = proc_figures(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(MEASURE);
+    let (cpu1, rss, _) = proc_figures(pid);
+    let share = (cpu1 - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64() * 100.0;
+    (share, rss)
+}
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("daisee-bench-daemon-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -105,45 +128,36 @@ fn main() {
     }
     let agent_config = dir.join("agent.toml");
     std::fs::write(&agent_config, config(&dir.join("data"), 1000)).expect("agent config");
+    let bus = format!("unix:path={}", socket.display());
     // DAISEE_AGENT names another build to measure (a copy of the release binary: benches build
-    // into the same directory with thin LTO, which makes a larger binary).
+    // into the same directory with thin LTO, which makes a larger binary); DAISEE_AGENT_BASELINE
+    // an older build to measure in the same run, one after the other, twice.
     let binary = std::env::var_os("DAISEE_AGENT")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_daisee-agent").into());
-    let agent = Running(
-        Command::new(&binary)
-            .arg("--config")
-            .arg(&agent_config)
-            .args(["--dbus", &format!("unix:path={}", socket.display())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("agent"),
-    );
-    let pid = agent.0.id();
-    std::thread::sleep(Duration::from_secs(5));
-    let (cpu0, _, _) = proc_figures(pid);
-    let t0 = Instant::now();
-    std::thread::sleep(MEASURE);
-    let (cpu1, rss, peak) = proc_figures(pid);
-    let elapsed = t0.elapsed();
-    let share = (cpu1 - cpu0).as_secs_f64() / elapsed.as_secs_f64() * 100.0;
-    drop(agent);
-
+    let baseline = std::env::var_os("DAISEE_AGENT_BASELINE");
+    let mut runs = vec![Path::new(&binary)];
+    if let Some(b) = &baseline {
+        runs = vec![Path::new(b), Path::new(&binary), Path::new(b), Path::new(&binary)];
+    }
+    println!("16 simulated channels at 1 Hz, history and D-Bus on, {} s each:", MEASURE.as_secs());
     println!(
-        "{} with {CHANNELS} channels at 1 Hz, history and D-Bus on, over {} s:",
-        Path::new(&binary).display(),
-        elapsed.as_secs()
+        "{:<48} {:>10} {:>13} {:>10}",
+        "binary", "size KiB", "CPU % core", "RSS MiB"
     );
-    println!(
-        "  CPU        {share:.3} % of one core ({:.1} ms in {} s)",
-        (cpu1 - cpu0).as_secs_f64() * 1e3,
-        elapsed.as_secs()
-    );
-    println!(
-        "  resident   {:.1} MiB (peak {:.1} MiB)",
-        rss as f64 / 1024.0,
-        peak as f64 / 1024.0
-    );
+    for run in runs {
+        let (share, rss) = measure(run, &agent_config, &bus);
+        let size = std::fs::metadata(run).map_or(0, |m| m.len()) / 1024;
+        println!(
+            "{:<48} {size:>10} {share:>13.3} {:>10.1}",
+            run.display(),
+            rss as f64 / 1024.0
+        );
+    }
+    // The command line beside the agent, if it was built there.
+    let ctl = Path::new(&binary).with_file_name("daiseectl");
+    if let Ok(m) = std::fs::metadata(&ctl) {
+        println!("{:<48} {:>10}", ctl.display(), m.len() / 1024);
+    }
 
     // Reaction: the kettle goes on and the import jumps past the limit; the poll that sees it
     // sheds the boiler. Time the whole turn of the loop that does it.
