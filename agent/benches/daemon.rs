@@ -137,9 +137,17 @@ fn main() {
     let baseline = std::env::var_os("DAISEE_AGENT_BASELINE");
     let mut runs = vec![Path::new(&binary)];
     if let Some(b) = &baseline {
-        runs = vec![Path::new(b), Path::new(&binary), Path::new(b), Path::new(&binary)];
+        runs = vec![
+            Path::new(b),
+            Path::new(&binary),
+            Path::new(b),
+            Path::new(&binary),
+        ];
     }
-    println!("16 simulated channels at 1 Hz, history and D-Bus on, {} s each:", MEASURE.as_secs());
+    println!(
+        "16 simulated channels at 1 Hz, history and D-Bus on, {} s each:",
+        MEASURE.as_secs()
+    );
     println!(
         "{:<48} {:>10} {:>13} {:>10}",
         "binary", "size KiB", "CPU % core", "RSS MiB"

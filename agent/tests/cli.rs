@@ -245,13 +245,28 @@ fn sigterm_stops_it_cleanly() {
 fn help_completions_and_manual_page_come_from_one_definition() {
     let help = agent().arg("--help").output().unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    for flag in ["--config", "--dbus", "--polls", "--print-demo-config", "--completions", "--man"] {
+    for flag in [
+        "--config",
+        "--dbus",
+        "--polls",
+        "--print-demo-config",
+        "--completions",
+        "--man",
+    ] {
         assert!(help.contains(flag), "{flag} missing:\n{help}");
     }
     let bash = agent().args(["--completions", "bash"]).output().unwrap();
-    assert!(String::from_utf8(bash.stdout).unwrap().contains("complete -F"));
+    assert!(
+        String::from_utf8(bash.stdout)
+            .unwrap()
+            .contains("complete -F")
+    );
     let man = agent().arg("--man").output().unwrap();
-    assert!(String::from_utf8(man.stdout).unwrap().contains(".TH daisee-agent"));
+    assert!(
+        String::from_utf8(man.stdout)
+            .unwrap()
+            .contains(".TH daisee-agent")
+    );
     let wrong = agent().arg("--pols").output().unwrap();
     assert!(!wrong.status.success());
     assert!(stderr(&wrong).contains("--polls"), "a near miss is named");

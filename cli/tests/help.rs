@@ -38,24 +38,39 @@ fn every_subcommand_is_described_and_has_its_own_help() {
             .lines()
             .find(|l| l.trim_start().starts_with(&format!("{sub} ")))
             .unwrap_or_else(|| panic!("`{sub}` missing from --help:\n{help}"));
-        assert!(line.split_whitespace().count() > 2, "`{sub}` undescribed: {line}");
+        assert!(
+            line.split_whitespace().count() > 2,
+            "`{sub}` undescribed: {line}"
+        );
     }
     for sub in &SUBCOMMANDS[..SUBCOMMANDS.len() - 1] {
         let (ok, help) = daiseectl(&[sub, "--help"]);
-        assert!(ok && help.contains("Usage: daiseectl"), "{sub} --help:\n{help}");
+        assert!(
+            ok && help.contains("Usage: daiseectl"),
+            "{sub} --help:\n{help}"
+        );
     }
     let (ok, help) = daiseectl(&["config", "set", "--help"]);
-    assert!(ok && help.contains("<KEY>") && help.contains("<VALUE>"), "{help}");
+    assert!(
+        ok && help.contains("<KEY>") && help.contains("<VALUE>"),
+        "{help}"
+    );
 }
 
 #[test]
 fn bash_completion_and_manual_page_come_from_the_same_definition() {
     let (ok, bash) = daiseectl(&["completions", "bash"]);
     assert!(ok);
-    assert!(bash.contains("complete -F") && bash.contains("inverter"), "{bash}");
+    assert!(
+        bash.contains("complete -F") && bash.contains("inverter"),
+        "{bash}"
+    );
     let (ok, man) = daiseectl(&["man"]);
     assert!(ok);
-    assert!(man.contains(".TH daiseectl") && man.contains("inverter"), "{man}");
+    assert!(
+        man.contains(".TH daiseectl") && man.contains("inverter"),
+        "{man}"
+    );
 }
 
 #[test]

@@ -157,7 +157,7 @@ impl Daemon {
             readings.relays = self.devices.relays();
         }
         let limits = self.decisions.limits(&readings);
-        self.devices.want_limits(&limits);
+        self.devices.limit_inverters(&limits);
         let inverters = self.inverters(readings.at);
         let relays = readings
             .relays
@@ -212,7 +212,7 @@ impl Daemon {
     }
 
     /// Every curtailable inverter's limit as it confirmed it, and who decides it.
-    fn inverters(&self, now: daisee_hal::Timestamp) -> Vec<InverterStatus> {
+    fn inverters(&mut self, now: daisee_hal::Timestamp) -> Vec<InverterStatus> {
         self.devices
             .limits()
             .into_iter()

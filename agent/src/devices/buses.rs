@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use daisee_control::Limit;
 use daisee_hal::{Clock, ErrorKind, Timestamp};
 use daisee_modbus::bus::{Bus, Endpoint};
 use daisee_modbus::decode::Values;
@@ -13,9 +12,9 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::channel::{Channel, Measured};
-use super::inverters::{self, SharedLimit};
+use super::inverters::{self, BusInverter, SharedLimit};
 use super::site::{Served, Sim};
-use crate::config::{Config, Link, Meter, ModbusBus};
+use crate::config::{Config, Inverter, Link, Meter, ModbusBus};
 use crate::fault::Fault;
 use crate::snapshot::ChannelState;
 
@@ -25,12 +24,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// The Modbus devices of a gateway, polled by tasks on the tokio runtime.
 pub(crate) struct Buses {
     channels: Arc<Mutex<Vec<Channel>>>,
-    /// Every inverter that can be curtailed, its limit, and the task to wake when it changes.
-    limits: Vec<(Arc<str>, SharedLimit, Arc<Notify>)>,
+    /// Every inverter that can be curtailed.
+    inverters: Vec<BusInverter>,
     tasks: Vec<AbortHandle>,
 }
 
-fn lock(channels: &Mutex<Vec<Channel>>) -> MutexGuard<'_, Vec<Channel>> {
+pub(super) fn lock(channels: &Mutex<Vec<Channel>>) -> MutexGuard<'_, Vec<Channel>> {
     // A poll task that panicked left whole readings behind: they stay usable.
     channels.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -46,54 +45,61 @@ impl Buses {
     ) -> Self {
         let mut buses = Self {
             channels: Arc::default(),
-            limits: Vec::new(),
+            inverters: Vec::new(),
             tasks: Vec::new(),
         };
-        let interval = Duration::from_millis(config.poll_interval_ms);
-        for (index, bus) in config.buses.iter().enumerate() {
-            let devices = devices_on(config, index);
-            let Some(endpoint) = buses.endpoint(bus, &devices, sim, errors) else {
-                continue;
-            };
-            let first = lock(&buses.channels).len();
-            let wake = Arc::new(Notify::new());
-            let mut polled = Vec::new();
-            let mut limits = Vec::new();
-            for (i, (m, map)) in devices.into_iter().enumerate() {
-                lock(&buses.channels).push(Channel::new(&m.name, kind(&map), interval));
-                if config
-                    .inverters
-                    .iter()
-                    .any(|inv| inv.meter.name == m.name && inv.curtailable())
-                {
-                    let cell = SharedLimit::default();
-                    limits.push((i, Arc::clone(&cell)));
-                    buses
-                        .limits
-                        .push((m.name.as_str().into(), cell, Arc::clone(&wake)));
-                }
-                let timeout = Duration::from_millis(m.timeout_ms);
-                let backoff = Backoff::new(interval, MAX_BACKOFF);
-                polled.push(Device::new(&m.name, m.unit, map, timeout, backoff));
-            }
-            let poller = Poller {
-                bus: Bus::new(endpoint, Duration::from_millis(bus.inter_frame_ms)),
-                devices: polled,
-            };
-            let task = tokio::spawn(run(
-                Task {
-                    poller,
-                    first,
-                    channels: Arc::clone(&buses.channels),
-                    limits,
-                    wake,
-                },
-                interval,
-                Arc::clone(clock),
-            ));
-            buses.tasks.push(task.abort_handle());
+        for index in 0..config.buses.len() {
+            buses.start_bus(config, index, sim, clock, errors);
         }
         buses
+    }
+
+    /// Starts the task of bus `index`, its devices' channels and its curtailable inverters.
+    fn start_bus(
+        &mut self,
+        config: &Config,
+        index: usize,
+        sim: &Sim,
+        clock: &Arc<dyn Clock>,
+        errors: &mut Vec<String>,
+    ) {
+        let bus = &config.buses[index];
+        let interval = Duration::from_millis(config.poll_interval_ms);
+        let devices = devices_on(config, index);
+        let Some(endpoint) = self.endpoint(bus, &devices, sim, errors) else {
+            return;
+        };
+        let first = lock(&self.channels).len();
+        let wake = Arc::new(Notify::new());
+        let mut polled = Vec::new();
+        let mut limits = Vec::new();
+        for (i, (m, map)) in devices.into_iter().enumerate() {
+            lock(&self.channels).push(Channel::new(&m.name, kind(&map), interval));
+            let curtailable = |inv: &Inverter| inv.meter.name == m.name && inv.curtailable();
+            if config.inverters.iter().any(curtailable) {
+                let cell = SharedLimit::default();
+                limits.push((i, Arc::clone(&cell)));
+                let (channels, wake) = (Arc::clone(&self.channels), Arc::clone(&wake));
+                let inverter = BusInverter::new(&m.name, cell, wake, channels, first + i);
+                self.inverters.push(inverter);
+            }
+            let timeout = Duration::from_millis(m.timeout_ms);
+            let backoff = Backoff::new(interval, MAX_BACKOFF);
+            polled.push(Device::new(&m.name, m.unit, map, timeout, backoff));
+        }
+        let poller = Poller {
+            bus: Bus::new(endpoint, Duration::from_millis(bus.inter_frame_ms)),
+            devices: polled,
+        };
+        let task = Task {
+            poller,
+            first,
+            channels: Arc::clone(&self.channels),
+            limits,
+            wake,
+        };
+        let handle = tokio::spawn(run(task, interval, Arc::clone(clock)));
+        self.tasks.push(handle.abort_handle());
     }
 
     /// Where bus `bus` is reached; a sim bus's devices are served on loopback first.
@@ -136,27 +142,9 @@ impl Buses {
         }
     }
 
-    /// Wants each named inverter under its limit (`None`: none); wakes the buses whose wants
-    /// changed.
-    pub(crate) fn want(&self, wanted: &[(String, Option<Limit>)]) {
-        for (name, limit) in wanted {
-            if let Some((_, cell, wake)) = self.limits.iter().find(|(n, ..)| **n == **name)
-                && inverters::lock(cell).want(*limit)
-            {
-                wake.notify_one();
-            }
-        }
-    }
-
-    /// Every curtailable inverter: its name, the limit it confirmed, and the last write's fault.
-    pub(crate) fn limits(&self) -> Vec<(Arc<str>, Option<u8>, Option<Fault>)> {
-        self.limits
-            .iter()
-            .map(|(name, cell, _)| {
-                let (limit, fault) = inverters::lock(cell).state();
-                (Arc::clone(name), limit, fault)
-            })
-            .collect()
+    /// Every curtailable inverter.
+    pub(crate) fn inverters(&mut self) -> &mut [BusInverter] {
+        &mut self.inverters
     }
 
     /// The latest reading of every Modbus device, in configuration order.

@@ -11,7 +11,7 @@ mod site;
 use std::sync::Arc;
 use std::time::Duration;
 
-use daisee_hal::{Clock, PowerSensor, RelayState, Timestamp};
+use daisee_hal::{Clock, Inverter, PowerSensor, RelayState, Timestamp};
 
 use daisee_hal::linux::LinuxI2c;
 use daisee_hal::rpi;
@@ -131,15 +131,36 @@ impl Devices {
             .collect()
     }
 
-    /// Wants each named inverter under its limit (`None`: none): its bus writes it, renews it
+    /// Puts each named inverter under its limit (`None`: none): its bus writes it, renews it
     /// before the inverter reverts it, and lifts it when no longer wanted.
-    pub fn want_limits(&mut self, wanted: &[(String, Option<daisee_control::Limit>)]) {
-        self.buses.want(wanted);
+    pub fn limit_inverters(&mut self, wanted: &[(String, Option<daisee_control::Limit>)]) {
+        for (name, limit) in wanted {
+            let Some(inverter) = self
+                .buses
+                .inverters()
+                .iter_mut()
+                .find(|i| *i.name == **name)
+            else {
+                continue;
+            };
+            // Handing a limit to the bus task cannot fail; the write's outcome is its fault.
+            let _ = match limit {
+                Some(l) => inverter.limit_power(l.percent, l.revert),
+                None => inverter.release_limit(),
+            };
+        }
     }
 
     /// Every curtailable inverter: the limit it confirmed, in percent, and the last write's fault.
-    pub fn limits(&self) -> Vec<(Arc<str>, Option<u8>, Option<Fault>)> {
-        self.buses.limits()
+    pub fn limits(&mut self) -> Vec<(Arc<str>, Option<u8>, Option<Fault>)> {
+        self.buses
+            .inverters()
+            .iter_mut()
+            .map(|i| {
+                let limit = i.read().ok().and_then(|r| r.limit_percent);
+                (Arc::clone(&i.name), limit, i.fault())
+            })
+            .collect()
     }
 
     /// Sets relay `name`, checking that it followed.
