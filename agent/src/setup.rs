@@ -57,18 +57,24 @@ fn read_config(options: &Options) -> anyhow::Result<(String, String, Option<Path
         );
         return Ok((DEMO.to_owned(), "built-in demo configuration".into(), None));
     };
-    let size = std::fs::metadata(&path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    if size > MAX_CONFIG_BYTES as u64 {
-        bail!(
-            "{}: {size} bytes, more than a configuration may have ({MAX_CONFIG_BYTES})",
-            path.display()
-        );
-    }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = read_bounded(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok((text, path.display().to_string(), Some(path)))
+}
+
+/// The text of a regular file of at most [`MAX_CONFIG_BYTES`]: the directory is writable by
+/// `daisee-admin`, whose members could otherwise point the file at `/dev/zero`.
+fn read_bounded(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        bail!("not a regular file");
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        bail!("more than a configuration may have ({MAX_CONFIG_BYTES} bytes)");
+    }
+    Ok(String::from_utf8(bytes)?)
 }
 
 /// The clock: the system's, or the simulated site's (which may run faster, from a set time).

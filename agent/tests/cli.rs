@@ -271,3 +271,22 @@ fn help_completions_and_manual_page_come_from_one_definition() {
     assert!(!wrong.status.success());
     assert!(stderr(&wrong).contains("--polls"), "a near miss is named");
 }
+
+#[test]
+fn a_configuration_that_is_no_regular_file_or_too_big_is_refused_without_reading_it_all() {
+    let zero = agent()
+        .args(["--polls", "1", "--config", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success());
+    assert!(stderr(&zero).contains("not a regular file"), "{}", stderr(&zero));
+    let big = TempFile::new("big.toml", &format!("# {}\n", "x".repeat(70_000)));
+    let out = agent()
+        .args(["--polls", "1", "--config"])
+        .arg(&big.0)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("65536") && err.len() < 300, "{err}");
+}
