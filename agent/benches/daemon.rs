@@ -48,8 +48,8 @@ fn config(data: &Path, poll_ms: u64) -> String {
     text
 }
 
-/// CPU time of all threads of `pid` (scheduler statistics, in ns), and its resident and peak
-/// resident memory in KiB.
+/// CPU time of all threads of `pid` (scheduler statistics, in ns), its resident memory and the
+/// anonymous part of it (heap and stacks) in KiB.
 fn proc_figures(pid: u32) -> (Duration, u64, u64) {
     let mut cpu_ns = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -72,12 +72,12 @@ fn proc_figures(pid: u32) -> (Duration, u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (Duration::from_nanos(cpu_ns), kib("VmRSS:"), kib("VmHWM:"))
+    (Duration::from_nanos(cpu_ns), kib("VmRSS:"), kib("RssAnon:"))
 }
 
-/// Runs `binary` on `config` and `bus` and reads its CPU share and resident memory (KiB) from
-/// /proc over [`MEASURE`], after 5 s to settle.
-fn measure(binary: &Path, config: &Path, bus: &str) -> (f64, u64) {
+/// Runs `binary` on `config` and `bus` and reads its CPU share, resident memory and the part of
+/// it that is heap and stacks (KiB) from /proc over [`MEASURE`], after 5 s to settle.
+fn measure(binary: &Path, config: &Path, bus: &str) -> (f64, u64, u64) {
     let agent = Running(
         Command::new(binary)
             .arg("--config")
@@ -93,9 +93,9 @@ fn measure(binary: &Path, config: &Path, bus: &str) -> (f64, u64) {
     let (cpu0, _, _) = proc_figures(pid);
     let t0 = Instant::now();
     std::thread::sleep(MEASURE);
-    let (cpu1, rss, _) = proc_figures(pid);
+    let (cpu1, rss, anon) = proc_figures(pid);
     let share = (cpu1 - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64() * 100.0;
-    (share, rss)
+    (share, rss, anon)
 }
 
 fn main() {
@@ -149,16 +149,17 @@ fn main() {
         MEASURE.as_secs()
     );
     println!(
-        "{:<48} {:>10} {:>13} {:>10}",
-        "binary", "size KiB", "CPU % core", "RSS MiB"
+        "{:<48} {:>10} {:>13} {:>10} {:>10}",
+        "binary", "size KiB", "CPU % core", "RSS MiB", "anon MiB"
     );
     for run in runs {
-        let (share, rss) = measure(run, &agent_config, &bus);
+        let (share, rss, anon) = measure(run, &agent_config, &bus);
         let size = std::fs::metadata(run).map_or(0, |m| m.len()) / 1024;
         println!(
-            "{:<48} {size:>10} {share:>13.3} {:>10.1}",
+            "{:<48} {size:>10} {share:>13.3} {:>10.1} {:>10.1}",
             run.display(),
-            rss as f64 / 1024.0
+            rss as f64 / 1024.0,
+            anon as f64 / 1024.0
         );
     }
     // The command line beside the agent, if it was built there.

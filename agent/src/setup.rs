@@ -70,7 +70,8 @@ fn read_bounded(path: &std::path::Path) -> anyhow::Result<String> {
         bail!("not a regular file");
     }
     let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
     if bytes.len() > MAX_CONFIG_BYTES {
         bail!("more than a configuration may have ({MAX_CONFIG_BYTES} bytes)");
     }

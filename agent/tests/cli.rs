@@ -279,7 +279,11 @@ fn a_configuration_that_is_no_regular_file_or_too_big_is_refused_without_reading
         .output()
         .unwrap();
     assert!(!zero.status.success());
-    assert!(stderr(&zero).contains("not a regular file"), "{}", stderr(&zero));
+    assert!(
+        stderr(&zero).contains("not a regular file"),
+        "{}",
+        stderr(&zero)
+    );
     let big = TempFile::new("big.toml", &format!("# {}\n", "x".repeat(70_000)));
     let out = agent()
         .args(["--polls", "1", "--config"])

@@ -8,26 +8,29 @@ use zbus::interface;
 use super::changes::Changes;
 use crate::snapshot::ChannelState;
 
+/// The names of the per-phase quantities, by phase: voltage, current, power.
+const PHASES: [[&str; 3]; 3] = [
+    ["l1_voltage_mv", "l1_current_ua", "l1_power_mw"],
+    ["l2_voltage_mv", "l2_current_ua", "l2_power_mw"],
+    ["l3_voltage_mv", "l3_current_ua", "l3_power_mw"],
+];
+
 /// Every quantity a reading holds, by name with its unit; what the device does not measure is
 /// left out, never shown as 0.
-fn values(r: &MeterReading) -> HashMap<String, i64> {
+fn values(r: &MeterReading) -> HashMap<&'static str, i64> {
     let mut v = HashMap::new();
-    let mut put = |name: String, value: Option<i64>| {
+    let mut put = |name: &'static str, value: Option<i64>| {
         if let Some(value) = value {
             v.insert(name, value);
         }
     };
-    put("voltage_mv".into(), r.voltage.map(|x| i64::from(x.0)));
-    put("current_ua".into(), r.current.map(|x| x.0));
-    put("frequency_mhz".into(), r.frequency.map(|x| x.0));
-    for (i, p) in r.phases.iter().flatten().enumerate() {
-        let l = i + 1;
-        put(
-            format!("l{l}_voltage_mv"),
-            p.voltage.map(|x| i64::from(x.0)),
-        );
-        put(format!("l{l}_current_ua"), p.current.map(|x| x.0));
-        put(format!("l{l}_power_mw"), p.power.map(|x| x.0));
+    put("voltage_mv", r.voltage.map(|x| i64::from(x.0)));
+    put("current_ua", r.current.map(|x| x.0));
+    put("frequency_mhz", r.frequency.map(|x| x.0));
+    for (p, names) in r.phases.iter().flatten().zip(PHASES) {
+        put(names[0], p.voltage.map(|x| i64::from(x.0)));
+        put(names[1], p.current.map(|x| x.0));
+        put(names[2], p.power.map(|x| x.0));
     }
     v
 }
@@ -38,7 +41,7 @@ pub(super) struct MeterObject {
     pub(super) name: String,
     device: String,
     power: i64,
-    values: HashMap<String, i64>,
+    values: HashMap<&'static str, i64>,
     import: u64,
     export: u64,
     online: bool,
@@ -103,7 +106,7 @@ impl MeterObject {
     /// `current_ua`, `frequency_mhz`, and per phase `l1_voltage_mv`, `l1_current_ua`,
     /// `l1_power_mw`, ... A quantity the device does not measure is absent, never 0.
     #[zbus(property)]
-    fn values(&self) -> HashMap<String, i64> {
+    fn values(&self) -> HashMap<&'static str, i64> {
         self.values.clone()
     }
 

@@ -15,6 +15,7 @@ mod rauc;
 mod relay;
 mod update;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -24,9 +25,10 @@ use daisee_api::{
     inverter_path, meter_path, relay_path,
 };
 use futures_util::StreamExt;
+use tokio::sync::watch;
 use zbus::Connection;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
-use zbus::object_server::Interface;
+use zbus::object_server::{Interface, InterfaceRef};
 
 use crate::config::ConfigFile;
 use crate::daemon::{Command, Handles};
@@ -168,7 +170,8 @@ pub async fn serve(
         .at(UPDATE_PATH, UpdateObject { conn: conn.clone() })
         .await?;
     own_name(&conn).await?;
-    tokio::spawn(follow(conn.clone(), handles.snapshots));
+    let objects = Objects::find(&conn, &config).await?;
+    tokio::spawn(follow(objects, handles.snapshots));
     Ok(conn)
 }
 
@@ -238,58 +241,75 @@ async fn own_name(conn: &Connection) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// The objects that follow the snapshots, looked up once.
+struct Objects {
+    meters: HashMap<String, InterfaceRef<MeterObject>>,
+    relays: HashMap<String, InterfaceRef<RelayObject>>,
+    inverters: HashMap<String, InterfaceRef<InverterObject>>,
+    controller: InterfaceRef<ControllerObject>,
+}
+
+impl Objects {
+    /// Finds the objects of every channel, relay and curtailable inverter of `config`.
+    async fn find(conn: &Connection, config: &crate::config::Config) -> zbus::Result<Self> {
+        let server = conn.object_server();
+        let mut objects = Self {
+            meters: HashMap::new(),
+            relays: HashMap::new(),
+            inverters: HashMap::new(),
+            controller: server.interface(CONTROLLER_PATH).await?,
+        };
+        let channels = config.sensors.iter().map(|s| &s.name);
+        for name in channels.chain(config.modbus_devices().map(|m| &m.name)) {
+            let iface = server.interface(meter_path(name)).await?;
+            objects.meters.insert(name.clone(), iface);
+        }
+        for r in &config.relays {
+            let iface = server.interface(relay_path(&r.name)).await?;
+            objects.relays.insert(r.name.clone(), iface);
+        }
+        for i in config.inverters.iter().filter(|i| i.curtailable()) {
+            let iface = server.interface(inverter_path(&i.meter.name)).await?;
+            objects.inverters.insert(i.meter.name.clone(), iface);
+        }
+        Ok(objects)
+    }
+}
+
 /// Updates every object from each snapshot until the daemon stops.
-async fn follow(
-    conn: Connection,
-    mut snapshots: tokio::sync::watch::Receiver<Option<Arc<Snapshot>>>,
-) {
+async fn follow(objects: Objects, mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>) {
     while snapshots.changed().await.is_ok() {
         let snapshot = snapshots.borrow_and_update().clone();
         if let Some(s) = snapshot {
             // A failed update is one missed poll; the next one tries again.
-            let _ = publish(&conn, &s).await;
+            let _ = publish(&objects, &s).await;
         }
     }
 }
 
+/// Updates one object with `update`, signalling what changed.
+async fn refresh<I: Interface>(
+    iface: Option<&InterfaceRef<I>>,
+    update: impl FnOnce(&mut I) -> Changes,
+) -> zbus::Result<()> {
+    let Some(iface) = iface else { return Ok(()) };
+    let changed = update(&mut *iface.get_mut().await);
+    changed.emit(iface.signal_emitter(), I::name()).await
+}
+
 /// Updates every object from a snapshot, signalling what changed.
-async fn publish(conn: &Connection, s: &Snapshot) -> zbus::Result<()> {
-    let server = conn.object_server();
+async fn publish(objects: &Objects, s: &Snapshot) -> zbus::Result<()> {
     for c in &s.channels {
-        let iface = server
-            .interface::<_, MeterObject>(meter_path(&c.name))
-            .await?;
-        let changed = iface.get_mut().await.update(c);
-        changed
-            .emit(iface.signal_emitter(), MeterObject::name())
-            .await?;
+        refresh(objects.meters.get(&*c.name), |o| o.update(c)).await?;
     }
     for r in &s.relays {
-        let iface = server
-            .interface::<_, RelayObject>(relay_path(&r.name))
-            .await?;
-        let changed = iface.get_mut().await.update(r);
-        changed
-            .emit(iface.signal_emitter(), RelayObject::name())
-            .await?;
+        refresh(objects.relays.get(&*r.name), |o| o.update(r)).await?;
     }
     for i in &s.inverters {
-        let iface = server
-            .interface::<_, InverterObject>(inverter_path(&i.name))
-            .await?;
-        let changed = iface.get_mut().await.update(i);
-        changed
-            .emit(iface.signal_emitter(), InverterObject::name())
-            .await?;
+        refresh(objects.inverters.get(&*i.name), |o| o.update(i)).await?;
     }
     if let Some(control) = &s.control {
-        let iface = server
-            .interface::<_, ControllerObject>(CONTROLLER_PATH)
-            .await?;
-        let changed: Changes = iface.get_mut().await.update(control);
-        changed
-            .emit(iface.signal_emitter(), ControllerObject::name())
-            .await?;
+        refresh(Some(&objects.controller), |o| o.update(control)).await?;
     }
     Ok(())
 }
