@@ -118,9 +118,9 @@ fn main() {
     println!(
         "{:<42} {:>10} {:>12.1}",
         format!(
-            "demo gateway poll ({} sensors, {} meters, {} relays)",
+            "demo gateway poll ({} sensors, {} Modbus devices, {} relays)",
             config.sensors.len(),
-            config.meters.len(),
+            config.modbus_devices().count(),
             config.relays.len()
         ),
         ns(poll),
