@@ -56,6 +56,22 @@ fn meter(m: &mut Machine, property: &str) -> i64 {
         .unwrap_or_else(|_| panic!("{property}: {line}"))
 }
 
+/// One quantity of the meter's `Values` (`a{sx} 2 "voltage_mv" 10000 "current_ua" 12345`).
+fn meter_value(m: &mut Machine, name: &str) -> i64 {
+    let line = first_line(
+        m,
+        "busctl get-property org.daisee.Gateway1 /org/daisee/Gateway1/Meter/grid \
+         org.daisee.Gateway1.Meter Values",
+    );
+    let key = format!("\"{name}\"");
+    let mut words = line.split_whitespace();
+    words
+        .find(|w| *w == key)
+        .and_then(|_| words.next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: {line}"))
+}
+
 /// The level the kernel reports for the relay's line: `hi` or `lo` (from gpiolib's debugfs).
 fn line_level(m: &mut Machine) -> String {
     first_line(
@@ -152,13 +168,13 @@ max_switches_per_hour = 60
 
     // The readings are the registers, through the driver's calibration.
     let calibration = Calibration::new(SHUNT_UOHM, MAX_CURRENT_UA).unwrap();
-    assert_eq!(meter(&mut m, "Voltage"), 10_000);
+    assert_eq!(meter_value(&mut m, "voltage_mv"), 10_000);
     assert_eq!(
         meter(&mut m, "Power"),
         i64::from(power) * calibration.power_lsb_uw() / 1000
     );
     assert_eq!(
-        meter(&mut m, "Current"),
+        meter_value(&mut m, "current_ua"),
         i64::from(current) * calibration.current_lsb_ua()
     );
 
