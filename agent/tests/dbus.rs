@@ -919,29 +919,26 @@ async fn an_inverter_is_limited_by_hand_and_given_back_by_its_owners_only() {
     call::<()>(&conn, path, iface, "SetLimit", &(40u8, 60u32))
         .await
         .unwrap();
-    let limited = |conn: Connection| async move {
-        for _ in 0..100 {
-            let p = PropertiesProxy::builder(&conn)
-                .destination(NAME)
-                .unwrap()
-                .path(path)
-                .unwrap()
-                .build()
+    let limited: bool = eventually(
+        async || {
+            property(&conn, path, iface, "Limited")
                 .await
-                .unwrap();
-            let name = InterfaceName::try_from(iface).unwrap();
-            let all = p.get_all(name).await.unwrap();
-            let mode = String::try_from(all["Mode"].try_clone().unwrap()).unwrap();
-            let limit = u8::try_from(all["LimitPercent"].try_clone().unwrap()).unwrap();
-            let on = bool::try_from(all["Limited"].try_clone().unwrap()).unwrap();
-            if (mode.as_str(), on) != ("free", false) && on {
-                return (mode, limit);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the inverter never confirmed the limit");
-    };
-    assert_eq!(limited(conn.clone()).await, ("manual".to_owned(), 40));
+                .try_into()
+                .unwrap()
+        },
+        |on| *on,
+    )
+    .await;
+    assert!(limited, "the inverter never confirmed the limit");
+    let mode: String = property(&conn, path, iface, "Mode")
+        .await
+        .try_into()
+        .unwrap();
+    let limit: u8 = property(&conn, path, iface, "LimitPercent")
+        .await
+        .try_into()
+        .unwrap();
+    assert_eq!((mode.as_str(), limit), ("manual", 40));
     let (ok, out, err) = s.daiseectl(&["inverter"]);
     assert!(ok, "{err}");
     assert!(out.contains("40 %") && out.contains("manual"), "{out}");
