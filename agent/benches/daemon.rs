@@ -1,9 +1,10 @@
 //! The agent as it runs on a gateway: resident memory and CPU time with 16 channels polled at
 //! 1 Hz, the history and D-Bus on; and how fast it reacts to a breach of the import limit.
 //!
-//! `cargo bench -p daisee-agent --bench daemon` (needs `dbus-daemon`). It runs the release agent
-//! for 30 s on a private bus and reads its /proc figures; then it drives one in-process loop to
-//! time a breach.
+//! `cargo bench -p daisee-agent --bench daemon` (needs `dbus-daemon`; `valgrind` for the
+//! instruction counts). It runs the release agent for 30 s on a private bus and reads its /proc
+//! figures, counts the instructions a poll costs it, then drives one in-process loop to time a
+//! breach.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -18,6 +19,9 @@ use daisee_hal::{Clock, RelayState, Timestamp};
 
 const CHANNELS: usize = 16;
 const MEASURE: Duration = Duration::from_secs(30);
+/// The two run lengths whose instruction counts are subtracted.
+const FEW_POLLS: u64 = 5;
+const MANY_POLLS: u64 = 25;
 
 struct Running(Child);
 
@@ -98,6 +102,31 @@ fn measure(binary: &Path, config: &Path, bus: &str) -> (f64, u64, u64) {
     (share, rss, anon)
 }
 
+/// Instructions one poll costs `binary`, counted by valgrind's callgrind: the difference between
+/// a run of [`FEW_POLLS`] and one of [`MANY_POLLS`], so that starting and stopping cancel out.
+/// `None` without valgrind. Unlike the CPU share, the count does not move with the machine's load.
+fn instructions_per_poll(binary: &Path, dir: &Path, bus: &str) -> Option<u64> {
+    let [few, many] = [FEW_POLLS, MANY_POLLS].map(|polls| {
+        let data = dir.join(format!("data-count-{polls}"));
+        let config = dir.join(format!("count-{polls}.toml"));
+        std::fs::write(&config, self::config(&data, 1000)).expect("agent config");
+        let out = Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(binary)
+            .arg("--config")
+            .arg(&config)
+            .args(["--dbus", bus, "--polls", &polls.to_string()])
+            .stdout(Stdio::null())
+            .output()
+            .ok()?;
+        let _ = std::fs::remove_dir_all(&data);
+        let log = String::from_utf8_lossy(&out.stderr);
+        let collected = log.lines().find_map(|l| l.split("Collected : ").nth(1))?;
+        collected.trim().parse::<u64>().ok()
+    });
+    Some(many?.saturating_sub(few?) / (MANY_POLLS - FEW_POLLS))
+}
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("daisee-bench-daemon-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -149,17 +178,22 @@ fn main() {
         MEASURE.as_secs()
     );
     println!(
-        "{:<48} {:>10} {:>13} {:>10} {:>10}",
-        "binary", "size KiB", "CPU % core", "RSS MiB", "anon MiB"
+        "{:<48} {:>10} {:>13} {:>10} {:>10} {:>14}",
+        "binary", "size KiB", "CPU % core", "RSS MiB", "anon MiB", "instr./poll"
     );
+    let mut counted = std::collections::HashMap::new();
     for run in runs {
         let (share, rss, anon) = measure(run, &agent_config, &bus);
         let size = std::fs::metadata(run).map_or(0, |m| m.len()) / 1024;
+        let instructions = *counted
+            .entry(run)
+            .or_insert_with(|| instructions_per_poll(run, &dir, &bus));
         println!(
-            "{:<48} {size:>10} {share:>13.3} {:>10.1} {:>10.1}",
+            "{:<48} {size:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
             run.display(),
             rss as f64 / 1024.0,
-            anon as f64 / 1024.0
+            anon as f64 / 1024.0,
+            instructions.map_or("no valgrind".into(), |n| n.to_string())
         );
     }
     // The command line beside the agent, if it was built there.

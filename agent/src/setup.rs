@@ -1,7 +1,6 @@
 //! Builds the agent's workers from its configuration: the clock, the devices, the daemon and
 //! the adapters around it (D-Bus, the live view). `main.rs` only dispatches to it.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -157,12 +156,7 @@ async fn show(name: &str, handles: Handles) -> anyhow::Result<()> {
         commands,
         mut snapshots,
     } = handles;
-    let style = if std::io::stdout().is_terminal() {
-        Style::Live
-    } else {
-        Style::Lines
-    };
-    let mut view = View::new(std::io::stdout().lock(), style);
+    let mut view = Style::for_stdout().map(|style| View::new(std::io::stdout().lock(), style));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -171,7 +165,7 @@ async fn show(name: &str, handles: Handles) -> anyhow::Result<()> {
                     break;
                 }
                 let snapshot = snapshots.borrow_and_update().clone();
-                if let Some(s) = snapshot {
+                if let (Some(view), Some(s)) = (&mut view, snapshot) {
                     view.show(name, &s)?;
                 }
             }
@@ -179,7 +173,9 @@ async fn show(name: &str, handles: Handles) -> anyhow::Result<()> {
             _ = term.recv() => break,
         }
     }
-    view.finish()?;
+    if let Some(view) = &mut view {
+        view.finish()?;
+    }
     // The loop may be gone already; then there is nothing to stop.
     let _ = commands.send(Command::Stop);
     Ok(())

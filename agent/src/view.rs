@@ -1,7 +1,9 @@
 //! Showing snapshots: a live table redrawn in place on a terminal, timestamped lines otherwise.
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use crate::snapshot::Snapshot;
 
@@ -12,6 +14,35 @@ pub enum Style {
     Live,
     /// One `key=value` line per device and poll, for logs and pipes.
     Lines,
+}
+
+impl Style {
+    /// How standard output takes snapshots: live on a terminal, lines in a pipe or a file, not
+    /// at all when it is /dev/null (systemd's `StandardOutput=null`), where formatting them
+    /// would be most of the agent's work per poll.
+    pub fn for_stdout() -> Option<Self> {
+        let stdout = io::stdout();
+        if stdout.is_terminal() {
+            Some(Self::Live)
+        } else if is_null(&stdout) {
+            None
+        } else {
+            Some(Self::Lines)
+        }
+    }
+}
+
+/// Whether `out` is the null device.
+fn is_null(out: &impl AsFd) -> bool {
+    let device = |m: std::fs::Metadata| m.file_type().is_char_device().then(|| m.rdev());
+    let null = std::fs::metadata("/dev/null").ok().and_then(device);
+    let out = out
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+        .and_then(device);
+    null.is_some() && out == null
 }
 
 /// Writes snapshots in one style.
@@ -163,4 +194,21 @@ fn lines(s: &Snapshot) -> String {
         let _ = writeln!(t, " safe={}", r.safe);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_null;
+    use std::fs::File;
+
+    #[test]
+    fn only_the_null_device_is_null() {
+        assert!(is_null(&File::open("/dev/null").unwrap()));
+        assert!(!is_null(&File::open("/dev/zero").unwrap()));
+        assert!(!is_null(
+            &File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap()
+        ));
+        let (reader, _writer) = std::io::pipe().unwrap();
+        assert!(!is_null(&reader));
+    }
 }

@@ -297,21 +297,26 @@ async fn import_limit_becomes(conn: &Connection, mw: i64) -> i64 {
     eventually(read, |l| *l == mw).await
 }
 
-async fn property(
-    conn: &Connection,
-    path: &str,
-    interface: &'static str,
-    name: &str,
-) -> OwnedValue {
-    let props = PropertiesProxy::builder(conn)
+/// The properties of the agent's object at `path`.
+async fn properties<'c>(conn: &'c Connection, path: &'c str) -> PropertiesProxy<'c> {
+    PropertiesProxy::builder(conn)
         .destination(NAME)
         .unwrap()
         .path(path)
         .unwrap()
         .build()
         .await
-        .unwrap();
-    props
+        .unwrap()
+}
+
+async fn property(
+    conn: &Connection,
+    path: &str,
+    interface: &'static str,
+    name: &str,
+) -> OwnedValue {
+    properties(conn, path)
+        .await
         .get(InterfaceName::from_static_str_unchecked(interface), name)
         .await
         .unwrap()
@@ -420,27 +425,8 @@ async fn properties_and_their_change_signals() {
     .unwrap();
     assert!(online);
 
-    let props = PropertiesProxy::builder(&conn)
-        .destination(NAME)
-        .unwrap()
-        .path(grid)
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
+    let props = properties(&conn, grid).await;
     let mut changes: PropertiesChangedStream = props.receive_properties_changed().await.unwrap();
-    let signal = tokio::time::timeout(Duration::from_secs(10), changes.next())
-        .await
-        .unwrap()
-        .unwrap();
-    let args = signal.args().unwrap();
-    assert_eq!(args.interface_name().as_str(), "org.daisee.Gateway1.Meter");
-    assert!(
-        args.changed_properties().contains_key("UpdatedAt"),
-        "{:?}",
-        args.changed_properties()
-    );
-
     let mode: String = property(
         &conn,
         "/org/daisee/Gateway1/Relay/boiler",
@@ -451,6 +437,33 @@ async fn properties_and_their_change_signals() {
     .try_into()
     .unwrap();
     assert_eq!(mode, "auto");
+    // Each poll's signal carries the new time and power; `Values` is only named as changed
+    // (`emits_changed_signal = "invalidates"`), and its current value is one Get away. The
+    // boiler switched off by hand changes the grid's current.
+    call::<()>(
+        &conn,
+        "/org/daisee/Gateway1/Relay/boiler",
+        "org.daisee.Gateway1.Relay",
+        "Switch",
+        &("off",),
+    )
+    .await
+    .unwrap();
+    let mut values_changed = false;
+    for _ in 0..5 {
+        let signal = tokio::time::timeout(Duration::from_secs(10), changes.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let args = signal.args().unwrap();
+        assert_eq!(args.interface_name().as_str(), "org.daisee.Gateway1.Meter");
+        let changed = args.changed_properties();
+        assert!(changed.contains_key("UpdatedAt"), "{changed:?}");
+        assert!(!changed.contains_key("Values"), "{changed:?}");
+        values_changed |= args.invalidated_properties().contains(&"Values");
+    }
+    assert!(values_changed, "Values never announced as changed");
+
     let limit: i64 = property(
         &conn,
         "/org/daisee/Gateway1/Controller",
@@ -461,6 +474,42 @@ async fn properties_and_their_change_signals() {
     .try_into()
     .unwrap();
     assert_eq!(limit, 6_000_000);
+}
+
+#[tokio::test]
+async fn setting_a_property_is_refused_as_read_only() {
+    let s = setup("read-only").await;
+    let conn = s.connect().await;
+    let grid = "/org/daisee/Gateway1/Meter/grid";
+    let props = properties(&conn, grid).await;
+    let meter = InterfaceName::from_static_str_unchecked("org.daisee.Gateway1.Meter");
+    let set = async |name: &str| props.set(meter.clone(), name, 5i64.into()).await;
+    match set("Power").await {
+        Err(zbus::fdo::Error::PropertyReadOnly(m)) => assert!(m.contains("Power"), "{m}"),
+        other => panic!("Set(Power): {other:?}"),
+    }
+    match set("Voltage").await {
+        Err(zbus::fdo::Error::UnknownProperty(m)) => assert!(m.contains("Voltage"), "{m}"),
+        other => panic!("Set(Voltage): {other:?}"),
+    }
+    // Introspection says so too, and the property still reads.
+    let xml: String = call(
+        &conn,
+        grid,
+        "org.freedesktop.DBus.Introspectable",
+        "Introspect",
+        &(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        xml.contains(r#"<property name="Power" type="x" access="read"/>"#),
+        "{xml}"
+    );
+    let _: i64 = property(&conn, grid, "org.daisee.Gateway1.Meter", "Power")
+        .await
+        .try_into()
+        .unwrap();
 }
 
 #[tokio::test]

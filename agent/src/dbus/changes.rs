@@ -8,7 +8,10 @@ use zbus::zvariant::Value;
 
 /// The properties that changed in one update, with their new values.
 #[derive(Default)]
-pub(super) struct Changes(HashMap<&'static str, Value<'static>>);
+pub(super) struct Changes {
+    values: HashMap<&'static str, Value<'static>>,
+    invalidated: Vec<&'static str>,
+}
 
 impl Changes {
     /// Sets `field` to `value`, noting it under `name` if that changed it.
@@ -18,7 +21,16 @@ impl Changes {
     {
         if *field != value {
             *field = value.clone();
-            self.0.insert(name, value.into());
+            self.values.insert(name, value.into());
+        }
+    }
+
+    /// Sets `field` to `value`, noting only that `name` changed: for a property marked
+    /// `emits_changed_signal = "invalidates"`, whose value is too costly to send every poll.
+    pub(super) fn invalidate<T: PartialEq>(&mut self, name: &'static str, field: &mut T, value: T) {
+        if *field != value {
+            *field = value;
+            self.invalidated.push(name);
         }
     }
 
@@ -28,15 +40,14 @@ impl Changes {
         emitter: &SignalEmitter<'_>,
         interface: zbus::names::InterfaceName<'_>,
     ) -> zbus::Result<()> {
-        if self.0.is_empty() {
+        if self.values.is_empty() && self.invalidated.is_empty() {
             return Ok(());
         }
-        let changed = self.0.iter().map(|(k, v)| (*k, v.clone())).collect();
         zbus::fdo::Properties::properties_changed(
             emitter,
             interface,
-            changed,
-            std::borrow::Cow::Borrowed(&[]),
+            self.values,
+            std::borrow::Cow::Owned(self.invalidated),
         )
         .await
     }

@@ -75,7 +75,7 @@ impl MeterObject {
         changed.set("ExportEnergy", &mut self.export, c.energy.export.0);
         if let Ok(r) = &c.reading {
             changed.set("Power", &mut self.power, r.power.0);
-            changed.set("Values", &mut self.values, values(r));
+            changed.invalidate("Values", &mut self.values, values(r));
             changed.set("UpdatedAt", &mut self.updated, c.read_at.map_or(0, |t| t.0));
         }
         changed
@@ -105,7 +105,7 @@ impl MeterObject {
     /// Every other quantity the device measured, by name with its unit: `voltage_mv`,
     /// `current_ua`, `frequency_mhz`, and per phase `l1_voltage_mv`, `l1_current_ua`,
     /// `l1_power_mw`, ... A quantity the device does not measure is absent, never 0.
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "invalidates"))]
     fn values(&self) -> HashMap<&'static str, i64> {
         self.values.clone()
     }

@@ -12,6 +12,7 @@ mod history;
 mod inverter;
 mod meter;
 mod rauc;
+mod read_only;
 mod relay;
 mod update;
 
@@ -40,6 +41,7 @@ use gateway::GatewayObject;
 use history::HistoryObject;
 use inverter::InverterObject;
 use meter::MeterObject;
+use read_only::ReadOnly;
 use relay::RelayObject;
 use update::UpdateObject;
 
@@ -140,34 +142,34 @@ pub async fn serve(
         .serve_at(ROOT, zbus::fdo::ObjectManager)?
         .serve_at(
             GATEWAY_PATH,
-            GatewayObject {
+            ReadOnly(GatewayObject {
                 name: config.name.clone(),
                 revision: file.revision(),
                 snapshots: handles.snapshots.clone(),
-            },
+            }),
         )?
         .serve_at(
             CONFIG_PATH,
-            ConfigObject {
+            ReadOnly(ConfigObject {
                 file: Arc::new(std::sync::Mutex::new(file)),
                 commands: handles.commands.clone(),
-            },
+            }),
         )?
-        .serve_at(CONTROLLER_PATH, ControllerObject::default())?
+        .serve_at(CONTROLLER_PATH, ReadOnly(ControllerObject::default()))?
         .serve_at(
             HISTORY_PATH,
-            HistoryObject {
+            ReadOnly(HistoryObject {
                 path: history,
                 channels: channels.clone(),
                 one_at_a_time: tokio::sync::Semaphore::new(1),
-            },
+            }),
         )?
         .build()
         .await
         .map_err(ServeError::Connect)?;
     put_devices(&conn, &config, &channels, &handles.commands).await?;
     conn.object_server()
-        .at(UPDATE_PATH, UpdateObject { conn: conn.clone() })
+        .at(UPDATE_PATH, ReadOnly(UpdateObject { conn: conn.clone() }))
         .await?;
     own_name(&conn).await?;
     let objects = Objects::find(&conn, &config).await?;
@@ -184,7 +186,9 @@ async fn put_devices(
 ) -> zbus::Result<()> {
     let server = conn.object_server();
     for name in channels {
-        server.at(meter_path(name), MeterObject::new(name)).await?;
+        server
+            .at(meter_path(name), ReadOnly(MeterObject::new(name)))
+            .await?;
     }
     for r in &config.relays {
         let relay = RelayObject {
@@ -195,7 +199,7 @@ async fn put_devices(
             fault: String::new(),
             commands: commands.clone(),
         };
-        server.at(relay_path(&r.name), relay).await?;
+        server.at(relay_path(&r.name), ReadOnly(relay)).await?;
     }
     for i in config.inverters.iter().filter(|i| i.curtailable()) {
         let inverter = InverterObject {
@@ -207,7 +211,9 @@ async fn put_devices(
             fault: String::new(),
             commands: commands.clone(),
         };
-        server.at(inverter_path(&i.meter.name), inverter).await?;
+        server
+            .at(inverter_path(&i.meter.name), ReadOnly(inverter))
+            .await?;
     }
     Ok(())
 }
@@ -243,10 +249,10 @@ async fn own_name(conn: &Connection) -> Result<(), ServeError> {
 
 /// The objects that follow the snapshots, looked up once.
 struct Objects {
-    meters: HashMap<String, InterfaceRef<MeterObject>>,
-    relays: HashMap<String, InterfaceRef<RelayObject>>,
-    inverters: HashMap<String, InterfaceRef<InverterObject>>,
-    controller: InterfaceRef<ControllerObject>,
+    meters: HashMap<String, InterfaceRef<ReadOnly<MeterObject>>>,
+    relays: HashMap<String, InterfaceRef<ReadOnly<RelayObject>>>,
+    inverters: HashMap<String, InterfaceRef<ReadOnly<InverterObject>>>,
+    controller: InterfaceRef<ReadOnly<ControllerObject>>,
 }
 
 impl Objects {
