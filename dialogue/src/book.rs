@@ -1,0 +1,284 @@
+//! One slot's book: the bids received and checked one by one, the bid set's digest at gate
+//! closure, agreement with the peers' digests, and the outcome. No I/O: the transport hands it
+//! messages and the time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::bid::{BidCurve, CurveError, SignedBid};
+use crate::clearing::{Clearing, Infeasible, clear};
+use crate::key::{Address, keccak256};
+use crate::terms::{Slot, Terms};
+
+/// Why a bid was not taken; each is logged with its sender where one is known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// The signer is not a member of the community.
+    #[error("{0} is not a member")]
+    NotMember(Address),
+    /// The bid names other terms (another community, price basis or limits).
+    #[error("the bid is under other terms")]
+    WrongTerms,
+    /// The bid is for a slot this book is not for, and not a past one.
+    #[error("the bid is for another slot")]
+    WrongSlot,
+    /// The bid is for a slot that has passed: a replay.
+    #[error("the bid is for a past slot (a replay)")]
+    Replay,
+    /// The bid came after gate closure.
+    #[error("the bid came after gate closure")]
+    Late,
+    /// The curve is not a bid under the terms.
+    #[error("{0}")]
+    Curve(#[from] CurveError),
+    /// A second, different bid of one sender for one slot: the sender is out of this slot.
+    #[error("{0} signed two different bids for this slot; it is excluded from it")]
+    Equivocation(Address),
+}
+
+/// What became of a bid that was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// A new bid.
+    New(Address),
+    /// One already held.
+    Known(Address),
+}
+
+/// Two different bids one sender signed for one slot, kept as evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Equivocation {
+    /// The bid held first.
+    pub first: SignedBid,
+    /// The one that contradicts it.
+    pub second: SignedBid,
+}
+
+/// Why a slot has no local trade: every gateway keeps to its own import limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoTrade {
+    /// Too few members hold this gateway's bid set.
+    #[error("{agreeing} members hold this bid set; {quorum} must")]
+    NoQuorum {
+        /// Members, this gateway included, whose digest is this gateway's.
+        agreeing: usize,
+        /// The terms' quorum.
+        quorum: usize,
+    },
+    /// The bids cannot clear within the feeder limit.
+    #[error("{0}")]
+    Infeasible(#[from] Infeasible),
+}
+
+/// Where a slot stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Bids are taken.
+    Open,
+    /// Bids are closed; digests are compared and missing bids fetched.
+    GateClosed,
+    /// The peers agreed and the bids cleared.
+    Agreed(Clearing),
+    /// No local trade in this slot.
+    NoTrade(NoTrade),
+}
+
+/// A bid held, or its sender excluded for equivocating.
+#[derive(Debug, Clone)]
+enum Held {
+    Bid(SignedBid, BidCurve),
+    Excluded(Box<Equivocation>),
+}
+
+/// The book of one slot, as one gateway keeps it.
+#[derive(Debug, Clone)]
+pub struct SlotBook {
+    terms: Arc<Terms>,
+    terms_digest: [u8; 32],
+    slot: Slot,
+    me: Address,
+    held: BTreeMap<Address, Held>,
+    digests: BTreeMap<Address, [u8; 32]>,
+    phase: Phase,
+}
+
+/// The domain of a bid set's digest.
+const SET_TAG: &[u8] = b"DAISEE dialogue bid set v1";
+
+impl SlotBook {
+    /// The empty book of `slot`, kept by the gateway `me`.
+    pub fn new(terms: Arc<Terms>, slot: Slot, me: Address) -> Self {
+        Self {
+            terms_digest: terms.digest(),
+            terms,
+            slot,
+            me,
+            held: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            phase: Phase::Open,
+        }
+    }
+
+    /// The slot.
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    /// Where the slot stands.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Takes a bid received by gossip at `now_ms`, or says why not.
+    pub fn offer(&mut self, bid: SignedBid, now_ms: i64) -> Result<Taken, Rejection> {
+        self.check_envelope(&bid)?;
+        if self.phase != Phase::Open || now_ms > self.terms.gate_closure(self.slot) {
+            return Err(Rejection::Late);
+        }
+        self.take(bid)
+    }
+
+    /// Takes a bid fetched from a peer while digests are compared: it may have reached that
+    /// peer, and not this gateway, before gate closure.
+    pub fn offer_fetched(&mut self, bid: SignedBid) -> Result<Taken, Rejection> {
+        self.check_envelope(&bid)?;
+        if !matches!(self.phase, Phase::Open | Phase::GateClosed) {
+            return Err(Rejection::Late);
+        }
+        self.take(bid)
+    }
+
+    /// The checks that do not depend on what the book holds.
+    fn check_envelope(&self, bid: &SignedBid) -> Result<(), Rejection> {
+        if bid.bid.terms != self.terms_digest {
+            return Err(Rejection::WrongTerms);
+        }
+        if bid.bid.slot < self.slot {
+            return Err(Rejection::Replay);
+        }
+        if bid.bid.slot != self.slot {
+            return Err(Rejection::WrongSlot);
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, bid: SignedBid) -> Result<Taken, Rejection> {
+        let sender = bid.sender().map_err(|_| Rejection::BadSignature)?;
+        let member = *self
+            .terms
+            .member(&sender)
+            .ok_or(Rejection::NotMember(sender))?;
+        let curve = bid.curve(&self.terms, &member)?;
+        match self.held.get(&sender) {
+            None => {
+                self.held.insert(sender, Held::Bid(bid, curve));
+                Ok(Taken::New(sender))
+            }
+            Some(Held::Bid(first, _)) if first.bid == bid.bid => Ok(Taken::Known(sender)),
+            Some(Held::Bid(first, _)) => {
+                let evidence = Equivocation {
+                    first: first.clone(),
+                    second: bid,
+                };
+                self.held.insert(sender, Held::Excluded(Box::new(evidence)));
+                Err(Rejection::Equivocation(sender))
+            }
+            Some(Held::Excluded(_)) => Err(Rejection::Equivocation(sender)),
+        }
+    }
+
+    /// Closes the gate: no more gossiped bids. Returns the digest to publish.
+    pub fn close_gate(&mut self) -> [u8; 32] {
+        if self.phase == Phase::Open {
+            self.phase = Phase::GateClosed;
+        }
+        self.digest()
+    }
+
+    /// The digest of the bid set held: Keccak-256 of the tag, the terms digest, the slot, and
+    /// per sender in address order its address and its bid's hash (32 bytes of 0xff for an
+    /// excluded sender).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut bytes = SET_TAG.to_vec();
+        bytes.extend_from_slice(&self.terms_digest);
+        bytes.extend_from_slice(&self.slot.0.to_be_bytes());
+        for (address, held) in &self.held {
+            bytes.extend_from_slice(&address.0);
+            match held {
+                Held::Bid(bid, _) => bytes.extend_from_slice(&bid.bid.hash()),
+                Held::Excluded(_) => bytes.extend_from_slice(&[0xff; 32]),
+            }
+        }
+        keccak256(&bytes)
+    }
+
+    /// Notes the digest a member published (its latest counts: it changes as it fetches).
+    pub fn hear_digest(&mut self, from: Address, digest: [u8; 32]) {
+        if self.terms.member(&from).is_some() {
+            self.digests.insert(from, digest);
+        }
+    }
+
+    /// Ends the grace period: clears if a quorum of members holds this book's bid set, else
+    /// there is no local trade. Once settled, a slot stays as it is.
+    pub fn settle(&mut self) -> &Phase {
+        if matches!(self.phase, Phase::Open | Phase::GateClosed) {
+            self.phase = self.outcome();
+        }
+        &self.phase
+    }
+
+    fn outcome(&self) -> Phase {
+        let mine = self.digest();
+        let others = self
+            .digests
+            .iter()
+            .filter(|(a, d)| **a != self.me && **d == mine)
+            .count();
+        let agreeing = others + usize::from(self.terms.member(&self.me).is_some());
+        if agreeing < self.terms.quorum {
+            return Phase::NoTrade(NoTrade::NoQuorum {
+                agreeing,
+                quorum: self.terms.quorum,
+            });
+        }
+        let bids: Vec<(Address, BidCurve)> = self
+            .held
+            .iter()
+            .filter_map(|(a, h)| match h {
+                Held::Bid(_, curve) => Some((*a, curve.clone())),
+                Held::Excluded(_) => None,
+            })
+            .collect();
+        match clear(&self.terms, &bids) {
+            Ok(clearing) => Phase::Agreed(clearing),
+            Err(e) => Phase::NoTrade(e.into()),
+        }
+    }
+
+    /// Every signed bid held, the excluded senders' two included: what a peer fetching missing
+    /// bids gets, and what an auditor recomputes the slot from.
+    pub fn bids(&self) -> Vec<SignedBid> {
+        self.held
+            .values()
+            .flat_map(|h| match h {
+                Held::Bid(bid, _) => vec![bid.clone()],
+                Held::Excluded(e) => vec![e.first.clone(), e.second.clone()],
+            })
+            .collect()
+    }
+
+    /// The evidence against each sender excluded for equivocating.
+    pub fn evidence(&self) -> Vec<&Equivocation> {
+        self.held
+            .values()
+            .filter_map(|h| match h {
+                Held::Excluded(e) => Some(&**e),
+                Held::Bid(..) => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,277 @@
+//! One slot as five gateways keep it: every rejection, equivocation, agreement, a silent member
+//! and a partition, with real signatures.
+
+#![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
+
+use std::sync::Arc;
+
+use daisee_dialogue::{
+    Address, Bid, CurveError, GatewayKey, Member, NoTrade, Phase, PriceBasis, Rejection, SignedBid,
+    Slot, SlotBook, Step, Taken, Terms,
+};
+
+const SLOT: Slot = Slot(600_000);
+/// Before gate closure (590 000).
+const EARLY: i64 = 580_000;
+
+fn keys(n: u8) -> Vec<GatewayKey> {
+    (1..=n)
+        .map(|i| GatewayKey::from_secret(&[i; 32]).unwrap())
+        .collect()
+}
+
+fn terms(keys: &[GatewayKey]) -> Arc<Terms> {
+    let members = keys
+        .iter()
+        .map(|k| Member {
+            address: k.address(),
+            import_mw: 5_000_000,
+            export_mw: 5_000_000,
+        })
+        .collect();
+    let terms = Terms {
+        community: "rue-des-lilas".into(),
+        basis: PriceBasis {
+            first: 0,
+            increment: 10_000,
+            steps: 40,
+        },
+        import_tariff: Step(30),
+        feed_in_tariff: Step(10),
+        import_cap_mw: 8_000_000,
+        export_cap_mw: 8_000_000,
+        slot_ms: 60_000,
+        gate_ms: 10_000,
+        grace_ms: 5_000,
+        quorum: Terms::default_quorum(keys.len()),
+        members,
+    };
+    terms.check().unwrap();
+    Arc::new(terms)
+}
+
+/// Gateway `i`'s bid: the odd ones produce 2 kW, the even ones take 3 kW below step 20.
+fn bid(terms: &Terms, key: &GatewayKey, i: usize) -> SignedBid {
+    let powers = (0..terms.basis.steps)
+        .map(|k| match (i % 2, k < 20) {
+            (1, _) => -2_000_000,
+            (_, true) => 3_000_000,
+            _ => 0,
+        })
+        .collect();
+    Bid {
+        terms: terms.digest(),
+        slot: SLOT,
+        powers,
+    }
+    .sign(key)
+}
+
+/// Five gateways' bids, and each gateway's empty book.
+fn five() -> (Vec<SignedBid>, Vec<SlotBook>) {
+    let keys = keys(5);
+    let terms = terms(&keys);
+    let bids = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| bid(&terms, k, i))
+        .collect();
+    let books = keys
+        .iter()
+        .map(|k| SlotBook::new(terms.clone(), SLOT, k.address()))
+        .collect();
+    (bids, books)
+}
+
+#[test]
+fn every_bad_bid_is_rejected_with_its_reason() {
+    let keys = keys(5);
+    let terms = terms(&keys);
+    let mut book = SlotBook::new(terms.clone(), SLOT, keys[0].address());
+    let good = bid(&terms, &keys[1], 1);
+    let resign = |mut b: Bid| {
+        b.powers.truncate(usize::from(terms.basis.steps));
+        b.sign(&keys[1])
+    };
+
+    let mut forged = good.clone();
+    forged.bid.powers[0] -= 1;
+    assert!(matches!(
+        book.offer(forged, EARLY),
+        Err(Rejection::BadSignature | Rejection::NotMember(_))
+    ));
+    let stranger = GatewayKey::from_secret(&[99; 32]).unwrap();
+    let theirs = bid(&terms, &stranger, 1);
+    assert_eq!(
+        book.offer(theirs, EARLY),
+        Err(Rejection::NotMember(stranger.address()))
+    );
+    let other_terms = resign(Bid {
+        terms: [0; 32],
+        ..good.bid.clone()
+    });
+    assert_eq!(book.offer(other_terms, EARLY), Err(Rejection::WrongTerms));
+    let next_slot = resign(Bid {
+        slot: Slot(SLOT.0 + 60_000),
+        ..good.bid.clone()
+    });
+    assert_eq!(book.offer(next_slot, EARLY), Err(Rejection::WrongSlot));
+    let replay = resign(Bid {
+        slot: Slot(SLOT.0 - 60_000),
+        ..good.bid.clone()
+    });
+    assert_eq!(book.offer(replay, EARLY), Err(Rejection::Replay));
+    let mut rising = good.bid.clone();
+    rising.powers[5] = rising.powers[4] + 1;
+    assert_eq!(
+        book.offer(resign(rising), EARLY),
+        Err(Rejection::Curve(CurveError::NotMonotone(5)))
+    );
+    let mut too_big = good.bid.clone();
+    too_big.powers[0] = 5_000_001;
+    assert!(matches!(
+        book.offer(resign(too_big), EARLY),
+        Err(Rejection::Curve(CurveError::OutsideRatings { step: 0, .. }))
+    ));
+    assert_eq!(
+        book.offer(good.clone(), 590_001),
+        Err(Rejection::Late),
+        "after gate closure"
+    );
+    // The good bid is taken once, and known when it comes again.
+    let sender = keys[1].address();
+    assert_eq!(book.offer(good.clone(), EARLY), Ok(Taken::New(sender)));
+    assert_eq!(book.offer(good, EARLY), Ok(Taken::Known(sender)));
+}
+
+#[test]
+fn an_equivocating_gateway_is_excluded_and_its_two_bids_kept() {
+    let keys = keys(5);
+    let terms = terms(&keys);
+    let mut book = SlotBook::new(terms.clone(), SLOT, keys[0].address());
+    for (i, k) in keys.iter().enumerate() {
+        book.offer(bid(&terms, k, i), EARLY).unwrap();
+    }
+    let liar = keys[2].address();
+    let mut second = bid(&terms, &keys[2], 2).bid;
+    second.powers[0] = 4_000_000;
+    let second = second.sign(&keys[2]);
+    assert_eq!(
+        book.offer(second.clone(), EARLY),
+        Err(Rejection::Equivocation(liar))
+    );
+    let evidence = book.evidence();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0].second, second);
+    assert_eq!(evidence[0].first.sender(), Ok(liar));
+    // Both bids go to a peer that fetches, which excludes the liar too: same digest.
+    let mut peer = SlotBook::new(terms.clone(), SLOT, keys[1].address());
+    for b in book.bids() {
+        let _ = peer.offer_fetched(b);
+    }
+    assert_eq!(peer.digest(), book.digest());
+    // The clearing leaves the liar out.
+    for (i, k) in keys.iter().enumerate() {
+        book.hear_digest(k.address(), if i == 0 { [0; 32] } else { peer.digest() });
+    }
+    book.close_gate();
+    let Phase::Agreed(clearing) = book.settle().clone() else {
+        panic!("{:?}", book.phase())
+    };
+    assert_eq!(clearing.allocations.len(), 4);
+    assert!(clearing.allocations.iter().all(|(a, _)| *a != liar));
+}
+
+/// Every book takes every bid, in its own order, then hears the digests of `heard`.
+fn run_slot(books: &mut [SlotBook], bids: &[SignedBid], heard: impl Fn(usize, usize) -> bool) {
+    for (b, book) in books.iter_mut().enumerate() {
+        for j in 0..bids.len() {
+            book.offer(bids[(j + b) % bids.len()].clone(), EARLY)
+                .unwrap();
+        }
+    }
+    let digests: Vec<[u8; 32]> = books.iter_mut().map(SlotBook::close_gate).collect();
+    let addresses: Vec<Address> = bids.iter().map(|b| b.sender().unwrap()).collect();
+    for (b, book) in books.iter_mut().enumerate() {
+        for (p, digest) in digests.iter().enumerate() {
+            if heard(b, p) {
+                book.hear_digest(addresses[p], *digest);
+            }
+        }
+    }
+}
+
+#[test]
+fn five_gateways_agree_on_one_clearing() {
+    let (bids, mut books) = five();
+    run_slot(&mut books, &bids, |_, _| true);
+    let outcomes: Vec<Phase> = books.iter_mut().map(|b| b.settle().clone()).collect();
+    let Phase::Agreed(c) = &outcomes[0] else {
+        panic!("{:?}", outcomes[0])
+    };
+    assert!(outcomes.iter().all(|o| o == &outcomes[0]));
+    // 4 kW of PV (two producers in five) against 9 kW of demand below step 20, where the grid
+    // neither buys nor sells: the loads give up at step 20 and share the 4 kW.
+    assert_eq!(c.price, Step(20));
+    assert_eq!(c.grid_mw, 0);
+    let loads: Vec<i64> = c
+        .allocations
+        .iter()
+        .map(|(_, p)| *p)
+        .filter(|p| *p > 0)
+        .collect();
+    assert_eq!(loads.iter().sum::<i64>(), 4_000_000);
+    assert!(
+        loads.iter().all(|p| (1_333_333..=1_333_334).contains(p)),
+        "{loads:?}"
+    );
+}
+
+#[test]
+fn a_silent_member_leaves_a_quorum_and_the_rest_agree() {
+    let (bids, mut books) = five();
+    // Gateway 4 bid, then stopped: nobody hears its digest.
+    run_slot(&mut books, &bids, |_, p| p != 4);
+    let outcomes: Vec<Phase> = books[..4].iter_mut().map(|b| b.settle().clone()).collect();
+    assert!(matches!(outcomes[0], Phase::Agreed(_)), "{:?}", outcomes[0]);
+    assert!(outcomes.iter().all(|o| o == &outcomes[0]));
+}
+
+#[test]
+fn a_partition_gives_no_trade_on_both_sides() {
+    let (bids, mut books) = five();
+    // {0, 1, 2} and {3, 4} hear only their own side's digests.
+    let side = |g: usize| g < 3;
+    run_slot(&mut books, &bids, |b, p| side(b) == side(p));
+    for (g, book) in books.iter_mut().enumerate() {
+        let agreeing = if side(g) { 3 } else { 2 };
+        assert_eq!(
+            book.settle(),
+            &Phase::NoTrade(NoTrade::NoQuorum {
+                agreeing,
+                quorum: 4
+            }),
+            "gateway {g}"
+        );
+    }
+}
+
+#[test]
+fn different_bid_sets_are_reconciled_by_fetching_before_the_grace_ends() {
+    let (bids, mut books) = five();
+    // Gateway 0 missed gateway 3's bid by gossip.
+    for (b, book) in books.iter_mut().enumerate() {
+        for (j, bid) in bids.iter().enumerate() {
+            if !(b == 0 && j == 3) {
+                book.offer(bid.clone(), EARLY).unwrap();
+            }
+        }
+    }
+    let before: Vec<[u8; 32]> = books.iter_mut().map(SlotBook::close_gate).collect();
+    assert_ne!(before[0], before[1]);
+    // It fetches peer 1's bids, and holds the same set.
+    for b in books[1].bids() {
+        let _ = books[0].offer_fetched(b);
+    }
+    assert_eq!(books[0].digest(), books[1].digest());
+}
