@@ -1,6 +1,7 @@
 //! Bids: a curve of power over the price steps, for one slot, signed by the gateway that bids.
 
-use crate::key::{Address, GatewayKey, KeyError, Signature, keccak256, recover};
+use crate::message::SlotMessage;
+use crate::signed::{Body, Reader, Signed};
 use crate::terms::{Member, Slot, Step, Terms};
 
 /// Power in mW at each price step of the basis, from the cheapest: positive taken from the grid
@@ -76,57 +77,50 @@ pub struct Bid {
     pub powers: Vec<i64>,
 }
 
-/// The domain of a bid's signed bytes.
-const BID_TAG: &[u8] = b"DAISEE dialogue bid v1";
+impl Body for Bid {
+    const TAG: &'static [u8] = b"DAISEE dialogue bid v1";
 
-impl Bid {
-    /// The bytes that are signed: the tag, the terms digest, the slot start (i64) and each
-    /// power (i64), all big-endian, after a one-byte count.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(BID_TAG.len() + 41 + 8 * self.powers.len());
-        out.extend_from_slice(BID_TAG);
+    /// The terms digest, the slot start (i64), a count (u8) and each power (i64).
+    fn write_fields(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.terms);
         out.extend_from_slice(&self.slot.0.to_be_bytes());
         out.push(self.powers.len() as u8);
         for p in &self.powers {
             out.extend_from_slice(&p.to_be_bytes());
         }
-        out
     }
 
-    /// The bid's identity in a bid set: Keccak-256 of its encoding.
-    pub fn hash(&self) -> [u8; 32] {
-        keccak256(&self.encode())
-    }
-
-    /// The bid signed with `key`.
-    pub fn sign(self, key: &GatewayKey) -> SignedBid {
-        let signature = key.sign(&self.encode());
-        SignedBid {
-            bid: self,
-            signature,
-        }
+    fn read_fields(fields: &[u8]) -> Option<Self> {
+        let mut r = Reader(fields);
+        let terms = r.bytes::<32>()?;
+        let slot = Slot(r.i64()?);
+        let [count] = r.bytes::<1>()?;
+        let powers = (0..count).map(|_| r.i64()).collect::<Option<Vec<_>>>()?;
+        r.end(Self {
+            terms,
+            slot,
+            powers,
+        })
     }
 }
 
-/// A bid with its signature, as it travels.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SignedBid {
-    /// The bid.
-    pub bid: Bid,
-    /// Its sender's signature over [`Bid::encode`].
-    pub signature: Signature,
+impl SlotMessage for Bid {
+    fn terms(&self) -> [u8; 32] {
+        self.terms
+    }
+
+    fn slot(&self) -> Slot {
+        self.slot
+    }
 }
+
+/// A bid with its sender's signature, as it travels.
+pub type SignedBid = Signed<Bid>;
 
 impl SignedBid {
-    /// Who signed it.
-    pub fn sender(&self) -> Result<Address, KeyError> {
-        recover(&self.bid.encode(), &self.signature)
-    }
-
     /// Its curve, if it is one under `terms` for its sender.
     pub fn curve(&self, terms: &Terms, member: &Member) -> Result<BidCurve, CurveError> {
-        BidCurve::new(self.bid.powers.clone(), terms.basis.steps, member)
+        BidCurve::new(self.body.powers.clone(), terms.basis.steps, member)
     }
 }
 
@@ -165,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_signed_bid_names_its_sender_and_any_change_breaks_it() {
-        let key = GatewayKey::from_secret(&[7; 32]).unwrap();
+        let key = crate::GatewayKey::from_secret(&[7; 32]).unwrap();
         let bid = Bid {
             terms: terms(1).digest(),
             slot: Slot(120_000),
@@ -174,7 +168,14 @@ mod tests {
         let signed = bid.sign(&key);
         assert_eq!(signed.sender(), Ok(key.address()));
         let mut changed = signed.clone();
-        changed.bid.powers[3] = 4;
+        changed.body.powers[3] = 4;
         assert_ne!(changed.sender(), Ok(key.address()));
+        // Its bytes read back as the same bid; cut or padded, they are no bid.
+        let bytes = signed.to_bytes();
+        assert_eq!(SignedBid::from_bytes(&bytes), Some(signed.clone()));
+        assert_eq!(SignedBid::from_bytes(&bytes[..bytes.len() - 1]), None);
+        let mut padded = bytes.clone();
+        padded.insert(100, 0);
+        assert_eq!(SignedBid::from_bytes(&padded), None);
     }
 }

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use crate::bid::{BidCurve, CurveError, SignedBid};
 use crate::clearing::{Clearing, Infeasible, clear};
 use crate::key::{Address, keccak256};
-use crate::terms::{Slot, Terms};
+use crate::message::{Holding, MeterReport, SlotMessage};
+use crate::signed::{Body, Signed};
+use crate::terms::{Member, Slot, Terms};
 
-/// Why a bid was not taken; each is logged with its sender where one is known.
+/// Why a message was not taken; each is logged with its sender where one is known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// The signature does not verify.
@@ -19,14 +21,14 @@ pub enum Rejection {
     /// The signer is not a member of the community.
     #[error("{0} is not a member")]
     NotMember(Address),
-    /// The bid names other terms (another community, price basis or limits).
-    #[error("the bid is under other terms")]
+    /// The message names other terms (another community, price basis or limits).
+    #[error("the message is under other terms")]
     WrongTerms,
-    /// The bid is for a slot this book is not for, and not a past one.
-    #[error("the bid is for another slot")]
+    /// The message is for a slot this book is not for, and not a past one.
+    #[error("the message is for another slot")]
     WrongSlot,
-    /// The bid is for a slot that has passed: a replay.
-    #[error("the bid is for a past slot (a replay)")]
+    /// The message is for a slot that has passed: a replay.
+    #[error("the message is for a past slot (a replay)")]
     Replay,
     /// The bid came after gate closure.
     #[error("the bid came after gate closure")]
@@ -101,7 +103,8 @@ pub struct SlotBook {
     slot: Slot,
     me: Address,
     held: BTreeMap<Address, Held>,
-    digests: BTreeMap<Address, [u8; 32]>,
+    digests: BTreeMap<Address, (u32, [u8; 32])>,
+    reports: BTreeMap<Address, Signed<MeterReport>>,
     phase: Phase,
 }
 
@@ -118,6 +121,7 @@ impl SlotBook {
             me,
             held: BTreeMap::new(),
             digests: BTreeMap::new(),
+            reports: BTreeMap::new(),
             phase: Phase::Open,
         }
     }
@@ -134,50 +138,51 @@ impl SlotBook {
 
     /// Takes a bid received by gossip at `now_ms`, or says why not.
     pub fn offer(&mut self, bid: SignedBid, now_ms: i64) -> Result<Taken, Rejection> {
-        self.check_envelope(&bid)?;
+        let member = self.check_envelope(&bid)?;
         if self.phase != Phase::Open || now_ms > self.terms.gate_closure(self.slot) {
             return Err(Rejection::Late);
         }
-        self.take(bid)
+        self.take(bid, member)
     }
 
     /// Takes a bid fetched from a peer while digests are compared: it may have reached that
     /// peer, and not this gateway, before gate closure.
     pub fn offer_fetched(&mut self, bid: SignedBid) -> Result<Taken, Rejection> {
-        self.check_envelope(&bid)?;
+        let member = self.check_envelope(&bid)?;
         if !matches!(self.phase, Phase::Open | Phase::GateClosed) {
             return Err(Rejection::Late);
         }
-        self.take(bid)
+        self.take(bid, member)
     }
 
-    /// The checks that do not depend on what the book holds.
-    fn check_envelope(&self, bid: &SignedBid) -> Result<(), Rejection> {
-        if bid.bid.terms != self.terms_digest {
+    /// The checks of a message that do not depend on what the book holds: its terms, its
+    /// slot, and that a member signed it.
+    fn check_envelope<T: SlotMessage>(&self, m: &Signed<T>) -> Result<Member, Rejection> {
+        if m.body.terms() != self.terms_digest {
             return Err(Rejection::WrongTerms);
         }
-        if bid.bid.slot < self.slot {
+        if m.body.slot() < self.slot {
             return Err(Rejection::Replay);
         }
-        if bid.bid.slot != self.slot {
+        if m.body.slot() != self.slot {
             return Err(Rejection::WrongSlot);
         }
-        Ok(())
+        let sender = m.sender().map_err(|_| Rejection::BadSignature)?;
+        self.terms
+            .member(&sender)
+            .copied()
+            .ok_or(Rejection::NotMember(sender))
     }
 
-    fn take(&mut self, bid: SignedBid) -> Result<Taken, Rejection> {
-        let sender = bid.sender().map_err(|_| Rejection::BadSignature)?;
-        let member = *self
-            .terms
-            .member(&sender)
-            .ok_or(Rejection::NotMember(sender))?;
+    fn take(&mut self, bid: SignedBid, member: Member) -> Result<Taken, Rejection> {
+        let sender = member.address;
         let curve = bid.curve(&self.terms, &member)?;
         match self.held.get(&sender) {
             None => {
                 self.held.insert(sender, Held::Bid(bid, curve));
                 Ok(Taken::New(sender))
             }
-            Some(Held::Bid(first, _)) if first.bid == bid.bid => Ok(Taken::Known(sender)),
+            Some(Held::Bid(first, _)) if first.body == bid.body => Ok(Taken::Known(sender)),
             Some(Held::Bid(first, _)) => {
                 let evidence = Equivocation {
                     first: first.clone(),
@@ -208,18 +213,47 @@ impl SlotBook {
         for (address, held) in &self.held {
             bytes.extend_from_slice(&address.0);
             match held {
-                Held::Bid(bid, _) => bytes.extend_from_slice(&bid.bid.hash()),
+                Held::Bid(bid, _) => bytes.extend_from_slice(&bid.body.hash()),
                 Held::Excluded(_) => bytes.extend_from_slice(&[0xff; 32]),
             }
         }
         keccak256(&bytes)
     }
 
-    /// Notes the digest a member published (its latest counts: it changes as it fetches).
-    pub fn hear_digest(&mut self, from: Address, digest: [u8; 32]) {
-        if self.terms.member(&from).is_some() {
-            self.digests.insert(from, digest);
+    /// Notes the digest a member says it holds; its highest round counts (a replayed older one
+    /// changes nothing). Returns the member.
+    pub fn hear(&mut self, holding: &Signed<Holding>) -> Result<Address, Rejection> {
+        let member = self.check_envelope(holding)?.address;
+        let h = holding.body;
+        match self.digests.get(&member) {
+            Some((round, _)) if *round >= h.round => {}
+            _ => {
+                self.digests.insert(member, (h.round, h.digest));
+            }
         }
+        Ok(member)
+    }
+
+    /// This gateway's holding message for the current bid set, as round `round`.
+    pub fn holding(&self, round: u32) -> Holding {
+        Holding {
+            terms: self.terms_digest,
+            slot: self.slot,
+            round,
+            digest: self.digest(),
+        }
+    }
+
+    /// Keeps a member's meter report (its first: a report is final). Returns the member.
+    pub fn report(&mut self, report: Signed<MeterReport>) -> Result<Address, Rejection> {
+        let member = self.check_envelope(&report)?.address;
+        self.reports.entry(member).or_insert(report);
+        Ok(member)
+    }
+
+    /// The meter reports received, by member.
+    pub fn reports(&self) -> &BTreeMap<Address, Signed<MeterReport>> {
+        &self.reports
     }
 
     /// Ends the grace period: clears if a quorum of members holds this book's bid set, else
@@ -236,7 +270,7 @@ impl SlotBook {
         let others = self
             .digests
             .iter()
-            .filter(|(a, d)| **a != self.me && **d == mine)
+            .filter(|(a, (_, d))| **a != self.me && *d == mine)
             .count();
         let agreeing = others + usize::from(self.terms.member(&self.me).is_some());
         if agreeing < self.terms.quorum {

@@ -8,10 +8,14 @@ mod bid;
 mod book;
 mod clearing;
 mod key;
+mod message;
+mod signed;
 mod terms;
 
 pub use bid::{Bid, BidCurve, CurveError, SignedBid};
 pub use book::{Equivocation, NoTrade, Phase, Rejection, SlotBook, Taken};
 pub use clearing::{Clearing, Infeasible, clear};
 pub use key::{Address, GatewayKey, KeyError, Signature, keccak256, recover};
+pub use message::{Holding, MeterReport, SlotMessage};
+pub use signed::{Body, Signed};
 pub use terms::{MAX_STEPS, Member, PriceBasis, Slot, Step, Terms, TermsError};

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use daisee_dialogue::{
-    Address, Bid, CurveError, GatewayKey, Member, NoTrade, Phase, PriceBasis, Rejection, SignedBid,
-    Slot, SlotBook, Step, Taken, Terms,
+    Bid, Body, CurveError, GatewayKey, Holding, Member, MeterReport, NoTrade, Phase, PriceBasis,
+    Rejection, Signed, SignedBid, Slot, SlotBook, Step, Taken, Terms,
 };
 
 const SLOT: Slot = Slot(600_000);
@@ -67,8 +67,14 @@ fn bid(terms: &Terms, key: &GatewayKey, i: usize) -> SignedBid {
     .sign(key)
 }
 
-/// Five gateways' bids, and each gateway's empty book.
-fn five() -> (Vec<SignedBid>, Vec<SlotBook>) {
+/// Five gateways: their keys, their bids, and each one's empty book.
+struct Five {
+    keys: Vec<GatewayKey>,
+    bids: Vec<SignedBid>,
+    books: Vec<SlotBook>,
+}
+
+fn five() -> Five {
     let keys = keys(5);
     let terms = terms(&keys);
     let bids = keys
@@ -80,7 +86,7 @@ fn five() -> (Vec<SignedBid>, Vec<SlotBook>) {
         .iter()
         .map(|k| SlotBook::new(terms.clone(), SLOT, k.address()))
         .collect();
-    (bids, books)
+    Five { keys, bids, books }
 }
 
 #[test]
@@ -95,7 +101,7 @@ fn every_bad_bid_is_rejected_with_its_reason() {
     };
 
     let mut forged = good.clone();
-    forged.bid.powers[0] -= 1;
+    forged.body.powers[0] -= 1;
     assert!(matches!(
         book.offer(forged, EARLY),
         Err(Rejection::BadSignature | Rejection::NotMember(_))
@@ -108,26 +114,26 @@ fn every_bad_bid_is_rejected_with_its_reason() {
     );
     let other_terms = resign(Bid {
         terms: [0; 32],
-        ..good.bid.clone()
+        ..good.body.clone()
     });
     assert_eq!(book.offer(other_terms, EARLY), Err(Rejection::WrongTerms));
     let next_slot = resign(Bid {
         slot: Slot(SLOT.0 + 60_000),
-        ..good.bid.clone()
+        ..good.body.clone()
     });
     assert_eq!(book.offer(next_slot, EARLY), Err(Rejection::WrongSlot));
     let replay = resign(Bid {
         slot: Slot(SLOT.0 - 60_000),
-        ..good.bid.clone()
+        ..good.body.clone()
     });
     assert_eq!(book.offer(replay, EARLY), Err(Rejection::Replay));
-    let mut rising = good.bid.clone();
+    let mut rising = good.body.clone();
     rising.powers[5] = rising.powers[4] + 1;
     assert_eq!(
         book.offer(resign(rising), EARLY),
         Err(Rejection::Curve(CurveError::NotMonotone(5)))
     );
-    let mut too_big = good.bid.clone();
+    let mut too_big = good.body.clone();
     too_big.powers[0] = 5_000_001;
     assert!(matches!(
         book.offer(resign(too_big), EARLY),
@@ -153,7 +159,7 @@ fn an_equivocating_gateway_is_excluded_and_its_two_bids_kept() {
         book.offer(bid(&terms, k, i), EARLY).unwrap();
     }
     let liar = keys[2].address();
-    let mut second = bid(&terms, &keys[2], 2).bid;
+    let mut second = bid(&terms, &keys[2], 2).body;
     second.powers[0] = 4_000_000;
     let second = second.sign(&keys[2]);
     assert_eq!(
@@ -171,10 +177,10 @@ fn an_equivocating_gateway_is_excluded_and_its_two_bids_kept() {
     }
     assert_eq!(peer.digest(), book.digest());
     // The clearing leaves the liar out.
-    for (i, k) in keys.iter().enumerate() {
-        book.hear_digest(k.address(), if i == 0 { [0; 32] } else { peer.digest() });
-    }
     book.close_gate();
+    for k in &keys[1..] {
+        book.hear(&peer.holding(0).sign(k)).unwrap();
+    }
     let Phase::Agreed(clearing) = book.settle().clone() else {
         panic!("{:?}", book.phase())
     };
@@ -182,20 +188,28 @@ fn an_equivocating_gateway_is_excluded_and_its_two_bids_kept() {
     assert!(clearing.allocations.iter().all(|(a, _)| *a != liar));
 }
 
-/// Every book takes every bid, in its own order, then hears the digests of `heard`.
-fn run_slot(books: &mut [SlotBook], bids: &[SignedBid], heard: impl Fn(usize, usize) -> bool) {
+/// Every book takes every bid, in its own order, closes the gate, and hears the holding
+/// messages of the gateways `heard` says it hears.
+fn run_slot(five: &mut Five, heard: impl Fn(usize, usize) -> bool) {
+    let Five { keys, bids, books } = five;
     for (b, book) in books.iter_mut().enumerate() {
         for j in 0..bids.len() {
             book.offer(bids[(j + b) % bids.len()].clone(), EARLY)
                 .unwrap();
         }
     }
-    let digests: Vec<[u8; 32]> = books.iter_mut().map(SlotBook::close_gate).collect();
-    let addresses: Vec<Address> = bids.iter().map(|b| b.sender().unwrap()).collect();
+    let holdings: Vec<Signed<Holding>> = books
+        .iter_mut()
+        .zip(keys.iter())
+        .map(|(book, key)| {
+            book.close_gate();
+            book.holding(0).sign(key)
+        })
+        .collect();
     for (b, book) in books.iter_mut().enumerate() {
-        for (p, digest) in digests.iter().enumerate() {
+        for (p, holding) in holdings.iter().enumerate() {
             if heard(b, p) {
-                book.hear_digest(addresses[p], *digest);
+                book.hear(holding).unwrap();
             }
         }
     }
@@ -203,9 +217,9 @@ fn run_slot(books: &mut [SlotBook], bids: &[SignedBid], heard: impl Fn(usize, us
 
 #[test]
 fn five_gateways_agree_on_one_clearing() {
-    let (bids, mut books) = five();
-    run_slot(&mut books, &bids, |_, _| true);
-    let outcomes: Vec<Phase> = books.iter_mut().map(|b| b.settle().clone()).collect();
+    let mut five = five();
+    run_slot(&mut five, |_, _| true);
+    let outcomes: Vec<Phase> = five.books.iter_mut().map(|b| b.settle().clone()).collect();
     let Phase::Agreed(c) = &outcomes[0] else {
         panic!("{:?}", outcomes[0])
     };
@@ -229,21 +243,24 @@ fn five_gateways_agree_on_one_clearing() {
 
 #[test]
 fn a_silent_member_leaves_a_quorum_and_the_rest_agree() {
-    let (bids, mut books) = five();
+    let mut five = five();
     // Gateway 4 bid, then stopped: nobody hears its digest.
-    run_slot(&mut books, &bids, |_, p| p != 4);
-    let outcomes: Vec<Phase> = books[..4].iter_mut().map(|b| b.settle().clone()).collect();
+    run_slot(&mut five, |_, p| p != 4);
+    let outcomes: Vec<Phase> = five.books[..4]
+        .iter_mut()
+        .map(|b| b.settle().clone())
+        .collect();
     assert!(matches!(outcomes[0], Phase::Agreed(_)), "{:?}", outcomes[0]);
     assert!(outcomes.iter().all(|o| o == &outcomes[0]));
 }
 
 #[test]
 fn a_partition_gives_no_trade_on_both_sides() {
-    let (bids, mut books) = five();
+    let mut five = five();
     // {0, 1, 2} and {3, 4} hear only their own side's digests.
     let side = |g: usize| g < 3;
-    run_slot(&mut books, &bids, |b, p| side(b) == side(p));
-    for (g, book) in books.iter_mut().enumerate() {
+    run_slot(&mut five, |b, p| side(b) == side(p));
+    for (g, book) in five.books.iter_mut().enumerate() {
         let agreeing = if side(g) { 3 } else { 2 };
         assert_eq!(
             book.settle(),
@@ -258,7 +275,9 @@ fn a_partition_gives_no_trade_on_both_sides() {
 
 #[test]
 fn different_bid_sets_are_reconciled_by_fetching_before_the_grace_ends() {
-    let (bids, mut books) = five();
+    let Five {
+        bids, mut books, ..
+    } = five();
     // Gateway 0 missed gateway 3's bid by gossip.
     for (b, book) in books.iter_mut().enumerate() {
         for (j, bid) in bids.iter().enumerate() {
@@ -274,4 +293,69 @@ fn different_bid_sets_are_reconciled_by_fetching_before_the_grace_ends() {
         let _ = books[0].offer_fetched(b);
     }
     assert_eq!(books[0].digest(), books[1].digest());
+}
+
+#[test]
+fn holdings_and_reports_are_checked_like_bids() {
+    let Five {
+        keys,
+        bids,
+        mut books,
+    } = five();
+    let book = &mut books[0];
+    book.offer(bids[1].clone(), EARLY).unwrap();
+    let holding = book.holding(1);
+    let stranger = GatewayKey::from_secret(&[99; 32]).unwrap();
+    assert_eq!(
+        book.hear(&holding.sign(&stranger)),
+        Err(Rejection::NotMember(stranger.address()))
+    );
+    let mut forged = holding.sign(&keys[1]);
+    forged.body.digest[0] ^= 1;
+    assert!(matches!(
+        book.hear(&forged),
+        Err(Rejection::BadSignature | Rejection::NotMember(_))
+    ));
+    let old = Holding {
+        slot: Slot(SLOT.0 - 60_000),
+        ..holding
+    };
+    assert_eq!(book.hear(&old.sign(&keys[1])), Err(Rejection::Replay));
+    // A replayed earlier round does not take back a later one: with the quorum of 4 met by
+    // members 1 to 3 holding this book's set in round 1, round 0's other digest changes nothing.
+    for k in &keys[1..4] {
+        book.hear(&holding.sign(k)).unwrap();
+    }
+    let earlier = Holding {
+        round: 0,
+        digest: [7; 32],
+        ..holding
+    };
+    book.hear(&earlier.sign(&keys[1])).unwrap();
+    book.close_gate();
+    assert!(
+        matches!(book.settle(), Phase::Agreed(_)),
+        "{:?}",
+        book.phase()
+    );
+    // Meter reports: a member's first one is kept.
+    let report = MeterReport {
+        terms: holding.terms,
+        slot: SLOT,
+        import_mwh: 500_000,
+        export_mwh: 0,
+    };
+    let sender = keys[1].address();
+    assert_eq!(book.report(report.sign(&keys[1])), Ok(sender));
+    let second = MeterReport {
+        import_mwh: 1,
+        ..report
+    };
+    assert_eq!(book.report(second.sign(&keys[1])), Ok(sender));
+    assert_eq!(book.reports()[&sender].body, report);
+    let wrong = MeterReport {
+        slot: Slot(SLOT.0 + 60_000),
+        ..report
+    };
+    assert_eq!(book.report(wrong.sign(&keys[2])), Err(Rejection::WrongSlot));
 }
