@@ -5,6 +5,7 @@
 use std::fmt;
 
 use k256::ecdsa::{RecoveryId, Signature as EcdsaSignature, SigningKey, VerifyingKey};
+use k256::elliptic_curve::scalar::IsHigh;
 use tiny_keccak::{Hasher, Keccak};
 
 /// Keccak-256 of `bytes`.
@@ -109,14 +110,13 @@ impl GatewayKey {
 
     /// Signs `message` (its EIP-191 hash).
     pub fn sign(&self, message: &[u8]) -> Signature {
-        let (signature, recovery) = self
-            .0
-            .sign_prehash_recoverable(&signed_hash(message))
-            .expect("a 32-byte prehash is always signable");
+        let (signature, recovery) = self.0.sign_prehash_recoverable(&signed_hash(message));
         // k256 signs with the low s already; normalising keeps that true whatever it does.
-        let (signature, recovery) = match signature.normalize_s() {
-            Some(low) => (low, RecoveryId::new(!recovery.is_y_odd(), false)),
-            None => (signature, recovery),
+        let (signature, recovery) = if is_high(&signature) {
+            let flipped = RecoveryId::new(!recovery.is_y_odd(), recovery.is_x_reduced());
+            (signature.normalize_s(), flipped)
+        } else {
+            (signature, recovery)
         };
         let mut out = [0; 65];
         out[..64].copy_from_slice(&signature.to_bytes());
@@ -129,7 +129,7 @@ impl GatewayKey {
 /// `ECDSA.recover` does): otherwise one signer has two signatures for one message.
 pub fn recover(message: &[u8], signature: &Signature) -> Result<Address, KeyError> {
     let sig = EcdsaSignature::from_slice(&signature.0[..64]).map_err(|_| KeyError::Signature)?;
-    if sig.normalize_s().is_some() {
+    if is_high(&sig) {
         return Err(KeyError::Signature);
     }
     let v = signature.0[64].checked_sub(27).ok_or(KeyError::Signature)?;
@@ -146,8 +146,13 @@ fn signed_hash(message: &[u8]) -> [u8; 32] {
     keccak256(&bytes)
 }
 
+/// Whether `s` is in the upper half of the group order.
+fn is_high(signature: &EcdsaSignature) -> bool {
+    bool::from(signature.s().is_high())
+}
+
 fn address_of(key: &VerifyingKey) -> Address {
-    let point = key.to_encoded_point(false);
+    let point = key.to_sec1_point(false);
     let hash = keccak256(&point.as_bytes()[1..]);
     let mut out = [0; 20];
     out.copy_from_slice(&hash[12..]);
