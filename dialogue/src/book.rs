@@ -234,6 +234,14 @@ impl SlotBook {
         Ok(member)
     }
 
+    /// The latest digest each other member said it holds.
+    pub fn digests(&self) -> impl Iterator<Item = (Address, [u8; 32])> + '_ {
+        self.digests
+            .iter()
+            .filter(|(a, _)| **a != self.me)
+            .map(|(a, (_, d))| (*a, *d))
+    }
+
     /// This gateway's holding message for the current bid set, as round `round`.
     pub fn holding(&self, round: u32) -> Holding {
         Holding {

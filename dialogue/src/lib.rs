@@ -9,6 +9,8 @@ mod book;
 mod clearing;
 mod key;
 mod message;
+#[cfg(feature = "net")]
+pub mod net;
 mod signed;
 mod terms;
 

@@ -3,66 +3,23 @@
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
-use std::sync::Arc;
+mod common;
 
 use daisee_dialogue::{
-    Bid, Body, CurveError, GatewayKey, Holding, Member, MeterReport, NoTrade, Phase, PriceBasis,
-    Rejection, Signed, SignedBid, Slot, SlotBook, Step, Taken, Terms,
+    Bid, Body, CurveError, GatewayKey, Holding, MeterReport, NoTrade, Phase, Rejection, Signed,
+    SignedBid, Slot, SlotBook, Step, Taken, Terms,
 };
 
 const SLOT: Slot = Slot(600_000);
 /// Before gate closure (590 000).
 const EARLY: i64 = 580_000;
 
-fn keys(n: u8) -> Vec<GatewayKey> {
-    (1..=n)
-        .map(|i| GatewayKey::from_secret(&[i; 32]).unwrap())
-        .collect()
-}
-
-fn terms(keys: &[GatewayKey]) -> Arc<Terms> {
-    let members = keys
-        .iter()
-        .map(|k| Member {
-            address: k.address(),
-            import_mw: 5_000_000,
-            export_mw: 5_000_000,
-        })
-        .collect();
-    let terms = Terms {
-        community: "rue-des-lilas".into(),
-        basis: PriceBasis {
-            first: 0,
-            increment: 10_000,
-            steps: 40,
-        },
-        import_tariff: Step(30),
-        feed_in_tariff: Step(10),
-        import_cap_mw: 8_000_000,
-        export_cap_mw: 8_000_000,
-        slot_ms: 60_000,
-        gate_ms: 10_000,
-        grace_ms: 5_000,
-        quorum: Terms::default_quorum(keys.len()),
-        members,
-    };
-    terms.check().unwrap();
-    Arc::new(terms)
-}
-
-/// Gateway `i`'s bid: the odd ones produce 2 kW, the even ones take 3 kW below step 20.
+/// Gateway `i`'s bid for [`SLOT`].
 fn bid(terms: &Terms, key: &GatewayKey, i: usize) -> SignedBid {
-    let powers = (0..terms.basis.steps)
-        .map(|k| match (i % 2, k < 20) {
-            (1, _) => -2_000_000,
-            (_, true) => 3_000_000,
-            _ => 0,
-        })
-        .collect();
     Bid {
         terms: terms.digest(),
         slot: SLOT,
-        powers,
+        powers: common::powers(i),
     }
     .sign(key)
 }
@@ -75,8 +32,8 @@ struct Five {
 }
 
 fn five() -> Five {
-    let keys = keys(5);
-    let terms = terms(&keys);
+    let keys = common::keys(5);
+    let terms = common::terms(&keys, 60_000, 10_000, 5_000);
     let bids = keys
         .iter()
         .enumerate()
@@ -91,8 +48,8 @@ fn five() -> Five {
 
 #[test]
 fn every_bad_bid_is_rejected_with_its_reason() {
-    let keys = keys(5);
-    let terms = terms(&keys);
+    let keys = common::keys(5);
+    let terms = common::terms(&keys, 60_000, 10_000, 5_000);
     let mut book = SlotBook::new(terms.clone(), SLOT, keys[0].address());
     let good = bid(&terms, &keys[1], 1);
     let resign = |mut b: Bid| {
@@ -152,8 +109,8 @@ fn every_bad_bid_is_rejected_with_its_reason() {
 
 #[test]
 fn an_equivocating_gateway_is_excluded_and_its_two_bids_kept() {
-    let keys = keys(5);
-    let terms = terms(&keys);
+    let keys = common::keys(5);
+    let terms = common::terms(&keys, 60_000, 10_000, 5_000);
     let mut book = SlotBook::new(terms.clone(), SLOT, keys[0].address());
     for (i, k) in keys.iter().enumerate() {
         book.offer(bid(&terms, k, i), EARLY).unwrap();

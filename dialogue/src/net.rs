@@ -1,0 +1,579 @@
+//! The dialogue over libp2p: TCP with noise and yamux, gossipsub (signed, strictly validated) on
+//! one topic per community for bids, holdings and reports, request-response to fetch a peer's
+//! bids when digests differ, identify, and mDNS on the LAN beside the configured bootstrap peers.
+//! A [`Node`] keeps one [`SlotBook`] per slot and drives each through gate closure, agreement and
+//! settlement on its clock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, identify, identity, mdns, noise, tcp, yamux,
+};
+use tokio::sync::mpsc;
+
+use crate::bid::{Bid, SignedBid};
+use crate::book::{Phase, Rejection, SlotBook};
+use crate::key::{Address, GatewayKey};
+use crate::message::{Holding, MeterReport};
+use crate::signed::{Body, Signed};
+use crate::terms::{Slot, Terms};
+
+/// The largest message on the topic: a bid of 100 steps is 128 bytes of header and 800 of powers.
+const MAX_MESSAGE: usize = 2048;
+/// The protocol that fetches a peer's bids for a slot.
+const FETCH: StreamProtocol = StreamProtocol::new("/daisee/dialogue/bids/1");
+/// How often the node looks at its slots' deadlines.
+const TICK: Duration = Duration::from_millis(20);
+/// Slots kept after they settled, for late fetches and reports.
+const KEPT_SLOTS: i64 = 3;
+
+/// Where the node listens and whom it knows.
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    /// Addresses to listen on (`/ip4/0.0.0.0/tcp/4610`).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Whether to find peers on the LAN with mDNS.
+    pub mdns: bool,
+}
+
+/// What the owner of a node asks of it.
+#[derive(Debug, Clone)]
+pub enum NodeCommand {
+    /// Bid for a slot (signed and published by the node).
+    Bid(Bid),
+    /// Publish the meter report of a slot that ended.
+    Report(MeterReport),
+}
+
+/// What a node tells its owner.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// The node listens on this address.
+    Listening(Multiaddr),
+    /// A peer subscribed to the community's topic.
+    PeerJoined(PeerId),
+    /// A message was refused, with its reason and its sender where known.
+    Rejected {
+        /// The slot it was for, where it could be read.
+        slot: Option<Slot>,
+        /// Why.
+        reason: Rejection,
+    },
+    /// A slot settled: agreed and cleared, or no local trade. `bids` is the set it settled on.
+    Settled {
+        /// The slot.
+        slot: Slot,
+        /// How it settled.
+        phase: Phase,
+        /// The signed bids held, for the history and for audits.
+        bids: Vec<SignedBid>,
+    },
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The key is not a libp2p key.
+    #[error("the gateway key: {0}")]
+    Key(#[from] identity::DecodingError),
+    /// The transport or a behaviour could not be built.
+    #[error("libp2p: {0}")]
+    Build(String),
+    /// Listening failed.
+    #[error("listening on {0}: {1}")]
+    Listen(Multiaddr, String),
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossip: gossipsub::Behaviour,
+    fetch: request_response::Behaviour<FetchCodec>,
+    identify: identify::Behaviour,
+    mdns: libp2p::swarm::behaviour::toggle::Toggle<mdns::tokio::Behaviour>,
+}
+
+/// A gateway in its community's dialogue.
+pub struct Node {
+    swarm: Swarm<Behaviour>,
+    topic: IdentTopic,
+    terms: Arc<Terms>,
+    key: GatewayKey,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    books: BTreeMap<Slot, SlotBook>,
+    rounds: BTreeMap<Slot, u32>,
+    peers: HashMap<Address, PeerId>,
+    fetched: HashSet<(Slot, Address, [u8; 32])>,
+}
+
+/// The libp2p identity of a gateway key: the same secp256k1 key.
+pub fn peer_key(key: &GatewayKey) -> Result<identity::Keypair, NetError> {
+    let secret = identity::secp256k1::SecretKey::try_from_bytes(key.secret())?;
+    Ok(identity::secp256k1::Keypair::from(secret).into())
+}
+
+impl Node {
+    /// A node for `key` in the community of `terms`, on `clock` (ms since 1970).
+    pub fn new(
+        key: GatewayKey,
+        terms: Arc<Terms>,
+        net: &NetConfig,
+        clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    ) -> Result<Self, NetError> {
+        let keypair = peer_key(&key)?;
+        let mdns = net.mdns;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| NetError::Build(e.to_string()))?
+            .with_behaviour(|key| behaviour(key, mdns))
+            .map_err(|e| NetError::Build(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+            .build();
+        let topic = IdentTopic::new(format!("/daisee/dialogue/1/{}", terms.community));
+        swarm
+            .behaviour_mut()
+            .gossip
+            .subscribe(&topic)
+            .map_err(|e| NetError::Build(e.to_string()))?;
+        for address in &net.listen {
+            swarm
+                .listen_on(address.clone())
+                .map_err(|e| NetError::Listen(address.clone(), e.to_string()))?;
+        }
+        for address in &net.bootstrap {
+            // An unreachable bootstrap peer is retried by nobody but is no reason not to start:
+            // mDNS or the other peers may do.
+            let _ = swarm.dial(address.clone());
+        }
+        Ok(Self {
+            swarm,
+            topic,
+            terms,
+            key,
+            clock,
+            books: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            peers: HashMap::new(),
+            fetched: HashSet::new(),
+        })
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Runs until `commands` closes, telling `events` what happens.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<NodeCommand>,
+        events: mpsc::Sender<NodeEvent>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let said = tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm(event),
+                command = commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => return,
+                },
+                _ = tick.tick() => self.on_tick(),
+            };
+            for event in said {
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The book of `slot`, opened if the slot is current or among the next two; `Err` says why
+    /// a message for it is refused.
+    fn book(&mut self, slot: Slot) -> Result<&mut SlotBook, Rejection> {
+        let current = self.terms.slot_at(self.now());
+        if slot < current && !self.books.contains_key(&slot) {
+            return Err(Rejection::Replay);
+        }
+        if slot.0 > current.0 + 2 * self.terms.slot_ms || slot.0 % self.terms.slot_ms != 0 {
+            return Err(Rejection::WrongSlot);
+        }
+        let me = self.key.address();
+        let terms = self.terms.clone();
+        Ok(self
+            .books
+            .entry(slot)
+            .or_insert_with(|| SlotBook::new(terms, slot, me)))
+    }
+
+    fn publish(&mut self, bytes: Vec<u8>) {
+        // With no peer in the mesh yet the message is lost to them; they fetch the bids at gate
+        // closure, and a holding is published again with every change.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossip
+            .publish(self.topic.clone(), bytes);
+    }
+
+    fn on_command(&mut self, command: NodeCommand) -> Vec<NodeEvent> {
+        match command {
+            NodeCommand::Bid(bid) => {
+                let slot = bid.slot;
+                let signed = bid.sign(&self.key);
+                let now = self.now();
+                let taken = self.book(slot).and_then(|b| b.offer(signed.clone(), now));
+                match taken {
+                    Ok(_) => {
+                        self.publish(signed.to_bytes());
+                        Vec::new()
+                    }
+                    Err(reason) => vec![NodeEvent::Rejected {
+                        slot: Some(slot),
+                        reason,
+                    }],
+                }
+            }
+            NodeCommand::Report(report) => {
+                let signed = report.sign(&self.key);
+                if let Ok(book) = self.book(report.slot) {
+                    let _ = book.report(signed.clone());
+                }
+                self.publish(signed.to_bytes());
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) -> Vec<NodeEvent> {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => vec![NodeEvent::Listening(address)],
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let (acceptance, said) = self.on_gossip(message.source, &message.data);
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                said
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Subscribed {
+                peer_id,
+                ..
+            })) => vec![NodeEvent::PeerJoined(peer_id)],
+            SwarmEvent::Behaviour(BehaviourEvent::Fetch(request_response::Event::Message {
+                message,
+                ..
+            })) => self.on_fetch(message),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (_, address) in found {
+                    let _ = self.swarm.dial(address);
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Takes one gossiped message: accepted (and forwarded), ignored, or rejected with a reason.
+    fn on_gossip(
+        &mut self,
+        source: Option<PeerId>,
+        data: &[u8],
+    ) -> (MessageAcceptance, Vec<NodeEvent>) {
+        let now = self.now();
+        let result = if let Some(bid) = SignedBid::from_bytes(data) {
+            let slot = bid.body.slot;
+            (
+                Some(slot),
+                self.book(slot).and_then(|b| b.offer(bid, now).map(|_| ())),
+            )
+        } else if let Some(holding) = Signed::<Holding>::from_bytes(data) {
+            let slot = holding.body.slot;
+            let heard = self.book(slot).and_then(|b| b.hear(&holding));
+            if let (Ok(member), Some(peer)) = (&heard, source) {
+                self.peers.insert(*member, peer);
+            }
+            (Some(slot), heard.map(|_| ()))
+        } else if let Some(report) = Signed::<MeterReport>::from_bytes(data) {
+            let slot = report.body.slot;
+            (
+                Some(slot),
+                self.book(slot).and_then(|b| b.report(report).map(|_| ())),
+            )
+        } else {
+            return (MessageAcceptance::Reject, Vec::new());
+        };
+        match result {
+            (_, Ok(())) => (MessageAcceptance::Accept, Vec::new()),
+            (slot, Err(reason)) => {
+                let acceptance = match reason {
+                    // Not the sender's fault, or already known: do not punish the forwarder.
+                    Rejection::Late | Rejection::Replay | Rejection::WrongSlot => {
+                        MessageAcceptance::Ignore
+                    }
+                    _ => MessageAcceptance::Reject,
+                };
+                (acceptance, vec![NodeEvent::Rejected { slot, reason }])
+            }
+        }
+    }
+
+    fn on_fetch(
+        &mut self,
+        message: request_response::Message<Slot, Vec<Vec<u8>>>,
+    ) -> Vec<NodeEvent> {
+        match message {
+            request_response::Message::Request {
+                request, channel, ..
+            } => {
+                let bids = self
+                    .books
+                    .get(&request)
+                    .map(|b| b.bids().iter().map(Signed::to_bytes).collect())
+                    .unwrap_or_default();
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .fetch
+                    .send_response(channel, bids);
+                Vec::new()
+            }
+            request_response::Message::Response { response, .. } => {
+                let mut said = Vec::new();
+                for bytes in response {
+                    let Some(bid) = SignedBid::from_bytes(&bytes) else {
+                        continue;
+                    };
+                    let slot = bid.body.slot;
+                    let Some(book) = self.books.get_mut(&slot) else {
+                        continue;
+                    };
+                    let before = book.digest();
+                    let outcome = book.offer_fetched(bid);
+                    let changed = book.digest() != before;
+                    if changed {
+                        self.publish_holding(slot);
+                    }
+                    match outcome {
+                        Err(Rejection::Equivocation(_)) if !changed => {}
+                        Err(reason) => said.push(NodeEvent::Rejected {
+                            slot: Some(slot),
+                            reason,
+                        }),
+                        Ok(_) => {}
+                    }
+                }
+                said
+            }
+        }
+    }
+
+    /// Publishes the next round of this node's holding for `slot`.
+    fn publish_holding(&mut self, slot: Slot) {
+        let round = self.rounds.entry(slot).or_insert(0);
+        let Some(book) = self.books.get_mut(&slot) else {
+            return;
+        };
+        let holding = book.holding(*round).sign(&self.key);
+        *round += 1;
+        // Its own holding counts for itself.
+        let _ = book.hear(&holding);
+        self.publish(holding.to_bytes());
+    }
+
+    /// Gate closures, fetches of differing bid sets, settlements and old books.
+    fn on_tick(&mut self) -> Vec<NodeEvent> {
+        let now = self.now();
+        let mut said = Vec::new();
+        let slots: Vec<Slot> = self.books.keys().copied().collect();
+        for slot in slots {
+            let gate = self.terms.gate_closure(slot);
+            let Some(book) = self.books.get_mut(&slot) else {
+                continue;
+            };
+            if now >= gate && book.phase() == &Phase::Open {
+                book.close_gate();
+                self.publish_holding(slot);
+            }
+            if now >= gate && now < gate + self.terms.grace_ms {
+                self.fetch_differing(slot);
+            }
+            let Some(book) = self.books.get_mut(&slot) else {
+                continue;
+            };
+            if now >= gate + self.terms.grace_ms && book.phase() == &Phase::GateClosed {
+                let phase = book.settle().clone();
+                said.push(NodeEvent::Settled {
+                    slot,
+                    phase,
+                    bids: book.bids(),
+                });
+            }
+        }
+        let oldest = Slot(self.terms.slot_at(now).0 - KEPT_SLOTS * self.terms.slot_ms);
+        self.books.retain(|s, _| *s >= oldest);
+        self.rounds.retain(|s, _| *s >= oldest);
+        self.fetched.retain(|(s, ..)| *s >= oldest);
+        said
+    }
+
+    /// Asks every member whose digest differs from this node's for its bids, once per digest.
+    fn fetch_differing(&mut self, slot: Slot) {
+        let Some(book) = self.books.get(&slot) else {
+            return;
+        };
+        let mine = book.digest();
+        let differing: Vec<(Address, [u8; 32])> =
+            book.digests().filter(|(_, d)| *d != mine).collect();
+        for (member, digest) in differing {
+            let Some(peer) = self.peers.get(&member).copied() else {
+                continue;
+            };
+            if self.fetched.insert((slot, member, digest)) {
+                self.swarm.behaviour_mut().fetch.send_request(&peer, slot);
+            }
+        }
+    }
+}
+
+fn behaviour(
+    key: &identity::Keypair,
+    mdns: bool,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(MAX_MESSAGE)
+        .heartbeat_interval(Duration::from_millis(500))
+        .build()?;
+    let gossip =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+    let fetch = request_response::Behaviour::new(
+        [(FETCH, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+    );
+    let identify = identify::Behaviour::new(identify::Config::new(
+        "/daisee/dialogue/1".into(),
+        key.public(),
+    ));
+    let mdns = if mdns {
+        Some(mdns::tokio::Behaviour::new(
+            mdns::Config::default(),
+            key.public().to_peer_id(),
+        )?)
+    } else {
+        None
+    };
+    Ok(Behaviour {
+        gossip,
+        fetch,
+        identify,
+        mdns: mdns.into(),
+    })
+}
+
+/// Requests are a slot start (i64); responses a count (u16) and that many messages, each a
+/// length (u16) and its bytes. Bounded: a peer cannot make the node read more than it asked.
+#[derive(Debug, Clone, Default)]
+struct FetchCodec;
+
+/// The most bids one response carries (two per member at most, a community of 500).
+const MAX_BIDS: usize = 1000;
+
+impl request_response::Codec for FetchCodec {
+    type Protocol = StreamProtocol;
+    type Request = Slot;
+    type Response = Vec<Vec<u8>>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Slot>
+    where
+        T: futures_util::AsyncRead + Unpin + Send,
+    {
+        let mut bytes = [0; 8];
+        io.read_exact(&mut bytes).await?;
+        Ok(Slot(i64::from_be_bytes(bytes)))
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<Vec<u8>>>
+    where
+        T: futures_util::AsyncRead + Unpin + Send,
+    {
+        let count = usize::from(read_u16(io).await?);
+        if count > MAX_BIDS {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "too many bids"));
+        }
+        let mut bids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = usize::from(read_u16(io).await?);
+            if len > MAX_MESSAGE {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "bid too long"));
+            }
+            let mut bid = vec![0; len];
+            io.read_exact(&mut bid).await?;
+            bids.push(bid);
+        }
+        Ok(bids)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        slot: Slot,
+    ) -> io::Result<()>
+    where
+        T: futures_util::AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&slot.0.to_be_bytes()).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        bids: Vec<Vec<u8>>,
+    ) -> io::Result<()>
+    where
+        T: futures_util::AsyncWrite + Unpin + Send,
+    {
+        let bids: Vec<&Vec<u8>> = bids
+            .iter()
+            .filter(|b| b.len() <= MAX_MESSAGE)
+            .take(MAX_BIDS)
+            .collect();
+        io.write_all(&(bids.len() as u16).to_be_bytes()).await?;
+        for bid in bids {
+            io.write_all(&(bid.len() as u16).to_be_bytes()).await?;
+            io.write_all(bid).await?;
+        }
+        io.close().await
+    }
+}
+
+async fn read_u16<T: futures_util::AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<u16> {
+    let mut bytes = [0; 2];
+    io.read_exact(&mut bytes).await?;
+    Ok(u16::from_be_bytes(bytes))
+}
