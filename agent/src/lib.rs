@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod dbus;
 pub mod devices;
 pub mod fault;
+pub mod identity;
 pub mod journal;
 pub mod notify;
 pub mod setup;

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigFile, DEMO, MAX_CONFIG_BYTES};
 use crate::daemon::{Command, Daemon, Handles};
 use crate::dbus::{self, Bus};
 use crate::devices::Devices;
+use crate::identity;
 use crate::notify::Notifier;
 use crate::view::{Style, View};
 
@@ -112,9 +113,19 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     }
     let notifier = Notifier::from_env().context("NOTIFY_SOCKET")?;
     let history = config.store.as_ref().map(|s| s.dir.join("history.sqlite"));
+    let address = config.store.as_ref().map_or_else(String::new, |store| {
+        match identity::load_or_create(&store.dir) {
+            Ok(key) => key.address().to_string(),
+            // Metering and demand response do not need it: run on, without an identity.
+            Err(e) => {
+                eprintln!("daisee-agent: the gateway's key: {e}; running without an identity");
+                String::new()
+            }
+        }
+    });
     let (daemon, handles) = Daemon::new(&config, devices, clock, notifier);
     let file = ConfigFile::new(path, source, config.clone());
-    let _service = runtime.block_on(serve_dbus(&options.dbus, file, &handles, history))?;
+    let _service = runtime.block_on(serve_dbus(&options.dbus, file, &handles, history, address))?;
     let interval = std::time::Duration::from_millis(config.poll_interval_ms);
     let turns = options.turns;
     let looped = std::thread::spawn(move || {
@@ -133,13 +144,14 @@ async fn serve_dbus(
     file: ConfigFile,
     handles: &Handles,
     history: Option<PathBuf>,
+    address: String,
 ) -> anyhow::Result<Option<zbus::Connection>> {
     let (bus, required) = match choice {
         DbusChoice::Off => return Ok(None),
         DbusChoice::SystemIfAllowed => (Bus::System, false),
         DbusChoice::Required(bus) => (bus.clone(), true),
     };
-    match dbus::serve(bus.clone(), file, handles.clone(), history).await {
+    match dbus::serve(bus.clone(), file, handles.clone(), history, address).await {
         Ok(conn) => Ok(Some(conn)),
         Err(e) if !required => {
             eprintln!("daisee-agent: D-Bus: {e}; running without it");

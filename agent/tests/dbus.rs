@@ -404,6 +404,15 @@ async fn properties_and_their_change_signals() {
     )
     .await;
     assert!((3_400_000..3_600_000).contains(&power), "{power}");
+    // The gateway's account, from the key it made in its data directory.
+    let address: String = property(&conn, "/org/daisee/Gateway1/Gateway", NAME, "Address")
+        .await
+        .try_into()
+        .unwrap();
+    assert!(
+        address.starts_with("0x") && address.len() == 42,
+        "{address}"
+    );
     // What the sensor measures, and nothing it does not: no frequency, no phases, and no 0s.
     let values: std::collections::HashMap<String, i64> =
         property(&conn, grid, "org.daisee.Gateway1.Meter", "Values")
@@ -726,6 +735,12 @@ async fn daiseectl_reads_switches_configures_and_exports() {
     assert!(ok, "{err}");
     assert!(
         status.contains("gateway `test`") && status.contains("import limit 6000 W"),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("address 0x") && l.len() == 50),
         "{status}"
     );
     assert!(

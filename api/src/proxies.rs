@@ -15,6 +15,9 @@ pub trait Gateway {
     /// The gateway's name.
     #[zbus(property)]
     fn name(&self) -> zbus::Result<String>;
+    /// The gateway's account (`0x…`); empty without a data directory.
+    #[zbus(property)]
+    fn address(&self) -> zbus::Result<String>;
     /// The agent's version.
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;

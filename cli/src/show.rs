@@ -181,6 +181,10 @@ pub(crate) async fn status(conn: &Connection) -> zbus::Result<()> {
             text(g, "Version"),
             counter(c, "Revision")
         );
+        let address = text(g, "Address");
+        if !address.is_empty() {
+            println!("address {address}");
+        }
     }
     if let Some(c) = with(&objects, interface_of::<ControllerProxy<'_>>()).first() {
         println!("{}", control_line(c));

@@ -103,6 +103,17 @@ impl GatewayKey {
         self.0.to_bytes().into()
     }
 
+    /// The key of a secret written as 64 hexadecimal digits, as it is stored in a file.
+    pub fn from_hex(hex: &str) -> Result<Self, KeyError> {
+        let bytes = decode_hex(hex).ok_or(KeyError::Secret)?;
+        Self::from_secret(&bytes.try_into().map_err(|_| KeyError::Secret)?)
+    }
+
+    /// The secret as 64 hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        self.secret().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The account of this key.
     pub fn address(&self) -> Address {
         address_of(self.0.verifying_key())
@@ -168,8 +179,7 @@ mod tests {
     const ANVIL_ADDRESS: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
 
     fn anvil() -> GatewayKey {
-        let secret: [u8; 32] = decode_hex(ANVIL_SECRET).unwrap().try_into().unwrap();
-        GatewayKey::from_secret(&secret).unwrap()
+        GatewayKey::from_hex(ANVIL_SECRET).unwrap()
     }
 
     #[test]
@@ -200,6 +210,16 @@ mod tests {
         bytes.0[..64].copy_from_slice(&twin.to_bytes());
         bytes.0[64] ^= 1;
         assert_eq!(recover(b"bid", &bytes), Err(KeyError::Signature));
+    }
+
+    #[test]
+    fn a_key_reads_back_from_its_hex_and_nothing_else_does() {
+        assert_eq!(anvil().to_hex(), ANVIL_SECRET);
+        assert_eq!(
+            GatewayKey::from_hex(&ANVIL_SECRET[2..]).unwrap_err(),
+            KeyError::Secret
+        );
+        assert_eq!(GatewayKey::from_hex("zz").unwrap_err(), KeyError::Secret);
     }
 
     #[test]

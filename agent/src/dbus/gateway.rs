@@ -1,5 +1,5 @@
-//! `org.daisee.Gateway1` at `Gateway`: the gateway's name, version, starting revision and the
-//! time of its latest poll.
+//! `org.daisee.Gateway1` at `Gateway`: the gateway's name, address, version, starting revision
+//! and the time of its latest poll.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use crate::snapshot::Snapshot;
 /// The gateway itself.
 pub(super) struct GatewayObject {
     pub(super) name: String,
+    pub(super) address: String,
     pub(super) revision: u64,
     pub(super) snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
 }
@@ -21,6 +22,13 @@ impl GatewayObject {
     #[zbus(property)]
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// The gateway's account (`0x` and 40 hexadecimal digits), from its key in the data
+    /// directory: its identity in its community and on the ledger. Empty without a `[store]`.
+    #[zbus(property)]
+    fn address(&self) -> String {
+        self.address.clone()
     }
 
     /// The agent's version.

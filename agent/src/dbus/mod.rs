@@ -124,6 +124,7 @@ pub async fn serve(
     file: ConfigFile,
     handles: Handles,
     history: Option<PathBuf>,
+    address: String,
 ) -> Result<Connection, ServeError> {
     let builder = match &bus {
         Bus::System => zbus::connection::Builder::system(),
@@ -144,6 +145,7 @@ pub async fn serve(
             GATEWAY_PATH,
             ReadOnly(GatewayObject {
                 name: config.name.clone(),
+                address,
                 revision: file.revision(),
                 snapshots: handles.snapshots.clone(),
             }),
