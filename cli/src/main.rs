@@ -1,5 +1,6 @@
 //! `daiseectl`: the gateway from the command line, over the agent's D-Bus API.
 
+mod audit;
 mod show;
 
 use std::process::ExitCode;
@@ -55,6 +56,9 @@ enum Command {
     Energy(Span),
     /// The update slots (RAUC's): which booted, which are good.
     Update,
+    /// The machine dialogue.
+    #[command(subcommand)]
+    Dialogue(DialogueCommand),
     /// Prints a completion script for a shell.
     Completions {
         /// The shell.
@@ -62,6 +66,16 @@ enum Command {
     },
     /// Prints the manual page (roff).
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+enum DialogueCommand {
+    /// Clears a slot's bid set again from its JSON form (docs/dialogue.md), checking every
+    /// signature, and prints the price, each allocation and what did not count. Offline.
+    Clear {
+        /// The bid set.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -142,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             return Ok(());
         }
+        Command::Dialogue(DialogueCommand::Clear { file }) => return audit::clear(&file),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -176,7 +191,7 @@ async fn command(conn: &Connection, command: Command) -> zbus::Result<()> {
         Command::History(span) => history(conn, span, false).await,
         Command::Energy(span) => history(conn, span, true).await,
         Command::Update => show::update(&UpdateProxy::new(conn).await?).await,
-        Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Completions { .. } | Command::Man | Command::Dialogue(_) => Ok(()),
     }
 }
 

@@ -14,7 +14,7 @@ fn daiseectl(args: &[&str]) -> (bool, String) {
     (out.status.success(), String::from_utf8(out.stdout).unwrap())
 }
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "status",
     "meters",
     "relays",
@@ -24,6 +24,7 @@ const SUBCOMMANDS: [&str; 12] = [
     "history",
     "energy",
     "update",
+    "dialogue",
     "completions",
     "man",
     "help",

@@ -36,6 +36,9 @@ pub enum Rejection {
     /// The curve is not a bid under the terms.
     #[error("{0}")]
     Curve(#[from] CurveError),
+    /// Not a message of the protocol.
+    #[error("not a message of the protocol")]
+    Malformed,
     /// A second, different bid of one sender for one slot: the sender is out of this slot.
     #[error("{0} signed two different bids for this slot; it is excluded from it")]
     Equivocation(Address),
@@ -287,6 +290,15 @@ impl SlotBook {
                 quorum: self.terms.quorum,
             });
         }
+        match self.clearing() {
+            Ok(clearing) => Phase::Agreed(clearing),
+            Err(e) => Phase::NoTrade(e.into()),
+        }
+    }
+
+    /// The clearing of the bids held (the excluded senders' left out), agreed or not: what an
+    /// auditor recomputes.
+    pub fn clearing(&self) -> Result<Clearing, Infeasible> {
         let bids: Vec<(Address, BidCurve)> = self
             .held
             .iter()
@@ -295,10 +307,7 @@ impl SlotBook {
                 Held::Excluded(_) => None,
             })
             .collect();
-        match clear(&self.terms, &bids) {
-            Ok(clearing) => Phase::Agreed(clearing),
-            Err(e) => Phase::NoTrade(e.into()),
-        }
+        clear(&self.terms, &bids)
     }
 
     /// Every signed bid held, the excluded senders' two included: what a peer fetching missing

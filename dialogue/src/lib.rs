@@ -4,6 +4,7 @@
 //! so that there is no auctioneer and no two different clearings. No I/O here: the transport
 //! hands a [`SlotBook`] messages and the time.
 
+pub mod audit;
 mod bid;
 mod book;
 mod clearing;

@@ -322,7 +322,7 @@ impl Node {
                 self.book(slot).and_then(|b| b.report(report).map(|_| ())),
             )
         } else {
-            return (MessageAcceptance::Reject, Vec::new());
+            (None, Err(Rejection::Malformed))
         };
         match result {
             (_, Ok(())) => (MessageAcceptance::Accept, Vec::new()),
