@@ -26,8 +26,10 @@ pub enum IdentityError {
     /// The file is not a key: 64 hexadecimal digits of a secp256k1 secret.
     #[error("{0}: not a gateway key (64 hexadecimal digits of a secp256k1 secret)")]
     NotAKey(PathBuf),
-    /// Others than its owner may read the file: the key must be taken as known.
-    #[error("{0}: others than its owner may read it (chmod 600 it, or replace the key)")]
+    /// The file belongs to another user, or others may read it: the key must be taken as known.
+    #[error(
+        "{0}: another user owns it or others may read it (chown it to the agent's user and chmod 600 it, or replace the key)"
+    )]
     Exposed(PathBuf),
     /// The file is not a regular file.
     #[error("{0}: not a regular file")]
@@ -47,17 +49,19 @@ pub fn load_or_create(dir: &Path) -> Result<GatewayKey, IdentityError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io(e)),
     }
-    // Never follow a link planted in place of the key.
+    // Never follow a link planted in place of the key, nor wait on a pipe planted there.
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
         .map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(IdentityError::NotAFile(path));
     }
-    if meta.mode() & 0o077 != 0 {
+    // The process's own directory in /proc belongs to its effective user.
+    let me = std::fs::metadata("/proc/self").map_err(io)?.uid();
+    if meta.mode() & 0o077 != 0 || meta.uid() != me {
         return Err(IdentityError::Exposed(path));
     }
     let mut text = String::new();
@@ -67,21 +71,36 @@ pub fn load_or_create(dir: &Path) -> Result<GatewayKey, IdentityError> {
     GatewayKey::from_hex(text.trim()).map_err(|_| IdentityError::NotAKey(path))
 }
 
-/// Makes a key and writes it to a new file at `path` (mode 0600); fails with `AlreadyExists`
-/// if anything is there, a link included.
+/// Makes a key and puts it at `path` whole or not at all: written and synced under a fresh
+/// name first, then linked into place (which fails with `AlreadyExists` if anything is there, a
+/// link included). A crash leaves no half-written key.
 fn create(path: &Path) -> std::io::Result<GatewayKey> {
+    // The usual case, without making a key for nothing; the link below decides races.
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(std::io::ErrorKind::AlreadyExists.into());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let key = fresh_key()?;
+    let mut nonce = [0u8; 8];
+    File::open("/dev/urandom")?.read_exact(&mut nonce)?;
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let temporary = dir.join(format!(".{KEY_FILE}.{nonce}"));
+    let written = write_new(&temporary, &key).and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    written?;
+    File::open(dir)?.sync_all()?;
+    Ok(key)
+}
+
+/// Writes `key` to a new file at `path` (mode 0600, never an existing file or link), synced.
+fn write_new(path: &Path, key: &GatewayKey) -> std::io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    let key = fresh_key()?;
     file.write_all(format!("{}\n", key.to_hex()).as_bytes())?;
-    file.sync_all()?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(key)
+    file.sync_all()
 }
 
 /// A key from the kernel's random bytes (a draw outside the curve's range is drawn again).
@@ -143,6 +162,19 @@ mod tests {
         assert!(matches!(
             load_or_create(&dir),
             Err(IdentityError::NotAKey(_))
+        ));
+        // A pipe planted there is refused at once, not waited on.
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(matches!(
+            load_or_create(&dir),
+            Err(IdentityError::NotAFile(_))
         ));
         // A link planted in the key's place is neither followed nor replaced.
         std::fs::remove_file(&path).unwrap();

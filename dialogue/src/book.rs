@@ -2,7 +2,7 @@
 //! closure, agreement with the peers' digests, and the outcome. No I/O: the transport hands it
 //! messages and the time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::bid::{BidCurve, CurveError, SignedBid};
@@ -85,6 +85,8 @@ pub enum Phase {
     Open,
     /// Bids are closed; digests are compared and missing bids fetched.
     GateClosed,
+    /// The bid set is frozen and this gateway voted for it; votes are counted at the end.
+    Voting,
     /// The peers agreed and the bids cleared.
     Agreed(Clearing),
     /// No local trade in this slot.
@@ -107,6 +109,8 @@ pub struct SlotBook {
     me: Address,
     held: BTreeMap<Address, Held>,
     digests: BTreeMap<Address, (u32, [u8; 32])>,
+    votes: BTreeMap<Address, [u8; 32]>,
+    double_voters: BTreeSet<Address>,
     reports: BTreeMap<Address, Signed<MeterReport>>,
     phase: Phase,
 }
@@ -124,6 +128,8 @@ impl SlotBook {
             me,
             held: BTreeMap::new(),
             digests: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            double_voters: BTreeSet::new(),
             reports: BTreeMap::new(),
             phase: Phase::Open,
         }
@@ -223,8 +229,9 @@ impl SlotBook {
         keccak256(&bytes)
     }
 
-    /// Notes the digest a member says it holds; its highest round counts (a replayed older one
-    /// changes nothing). Returns the member.
+    /// Notes the digest a member says it holds: its highest round counts (a replayed older one
+    /// changes nothing); a vote counts for agreement, and a member that votes for two different
+    /// digests counts for none. Returns the member.
     pub fn hear(&mut self, holding: &Signed<Holding>) -> Result<Address, Rejection> {
         let member = self.check_envelope(holding)?.address;
         let h = holding.body;
@@ -232,6 +239,17 @@ impl SlotBook {
             Some((round, _)) if *round >= h.round => {}
             _ => {
                 self.digests.insert(member, (h.round, h.digest));
+            }
+        }
+        if h.last {
+            match self.votes.get(&member) {
+                Some(vote) if *vote != h.digest => {
+                    self.double_voters.insert(member);
+                    return Err(Rejection::Equivocation(member));
+                }
+                _ => {
+                    self.votes.insert(member, h.digest);
+                }
             }
         }
         Ok(member)
@@ -251,7 +269,23 @@ impl SlotBook {
             terms: self.terms_digest,
             slot: self.slot,
             round,
+            last: false,
             digest: self.digest(),
+        }
+    }
+
+    /// Freezes the bid set (no more fetched bids) and returns this gateway's vote for it, as
+    /// round `round`; a gateway votes once.
+    pub fn vote(&mut self, round: u32) -> Holding {
+        if matches!(self.phase, Phase::Open | Phase::GateClosed) {
+            self.phase = Phase::Voting;
+            if self.terms.member(&self.me).is_some() {
+                self.votes.insert(self.me, self.digest());
+            }
+        }
+        Holding {
+            last: true,
+            ..self.holding(round)
         }
     }
 
@@ -267,10 +301,14 @@ impl SlotBook {
         &self.reports
     }
 
-    /// Ends the grace period: clears if a quorum of members holds this book's bid set, else
-    /// there is no local trade. Once settled, a slot stays as it is.
+    /// Ends the grace period: clears if a quorum of members voted for this book's bid set,
+    /// else there is no local trade. Votes first if it has not. Once settled, a slot stays as
+    /// it is.
     pub fn settle(&mut self) -> &Phase {
         if matches!(self.phase, Phase::Open | Phase::GateClosed) {
+            self.vote(0);
+        }
+        if self.phase == Phase::Voting {
             self.phase = self.outcome();
         }
         &self.phase
@@ -278,12 +316,11 @@ impl SlotBook {
 
     fn outcome(&self) -> Phase {
         let mine = self.digest();
-        let others = self
-            .digests
+        let agreeing = self
+            .votes
             .iter()
-            .filter(|(a, (_, d))| **a != self.me && *d == mine)
+            .filter(|(a, d)| **d == mine && !self.double_voters.contains(*a))
             .count();
-        let agreeing = others + usize::from(self.terms.member(&self.me).is_some());
         if agreeing < self.terms.quorum {
             return Phase::NoTrade(NoTrade::NoQuorum {
                 agreeing,
@@ -320,6 +357,14 @@ impl SlotBook {
                 Held::Excluded(e) => vec![e.first.clone(), e.second.clone()],
             })
             .collect()
+    }
+
+    /// The bid held from `sender`, if one is (and it is not excluded).
+    pub fn bid_of(&self, sender: &Address) -> Option<&SignedBid> {
+        match self.held.get(sender)? {
+            Held::Bid(bid, _) => Some(bid),
+            Held::Excluded(_) => None,
+        }
     }
 
     /// The evidence against each sender excluded for equivocating.

@@ -46,7 +46,8 @@ impl std::str::FromStr for Address {
 
 /// Bytes from lower- or upper-case hexadecimal digits.
 pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
+    // `from_str_radix` would also take a sign.
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..hex.len())
@@ -143,7 +144,12 @@ pub fn recover(message: &[u8], signature: &Signature) -> Result<Address, KeyErro
     if is_high(&sig) {
         return Err(KeyError::Signature);
     }
-    let v = signature.0[64].checked_sub(27).ok_or(KeyError::Signature)?;
+    // 27 or 28 only, as `ecrecover` takes them.
+    let v = match signature.0[64] {
+        27 => 0,
+        28 => 1,
+        _ => return Err(KeyError::Signature),
+    };
     let recovery = RecoveryId::from_byte(v).ok_or(KeyError::Signature)?;
     let key = VerifyingKey::recover_from_prehash(&signed_hash(message), &sig, recovery)
         .map_err(|_| KeyError::Signature)?;
@@ -160,6 +166,13 @@ fn signed_hash(message: &[u8]) -> [u8; 32] {
 /// Whether `s` is in the upper half of the group order.
 fn is_high(signature: &EcdsaSignature) -> bool {
     bool::from(signature.s().is_high())
+}
+
+/// The account of a public key in SEC1 form (compressed or not); `None` if it is not one.
+pub fn address_of_public(sec1: &[u8]) -> Option<Address> {
+    VerifyingKey::from_sec1_bytes(sec1)
+        .ok()
+        .map(|key| address_of(&key))
 }
 
 fn address_of(key: &VerifyingKey) -> Address {
@@ -185,6 +198,12 @@ mod tests {
     #[test]
     fn the_address_is_the_ethereum_account() {
         assert_eq!(anvil().address().to_string(), ANVIL_ADDRESS);
+        let public = anvil().0.verifying_key().to_sec1_point(true);
+        assert_eq!(
+            address_of_public(public.as_bytes()),
+            Some(anvil().address())
+        );
+        assert_eq!(address_of_public(&[5; 33]), None);
         assert_eq!(ANVIL_ADDRESS.parse::<Address>().unwrap(), anvil().address());
     }
 
@@ -197,6 +216,9 @@ mod tests {
         let mut flipped = signature;
         flipped.0[10] ^= 1;
         assert_ne!(recover(b"bid", &flipped), Ok(key.address()));
+        let mut v = signature;
+        v.0[64] += 2;
+        assert_eq!(recover(b"bid", &v), Err(KeyError::Signature));
     }
 
     #[test]
@@ -220,6 +242,7 @@ mod tests {
             KeyError::Secret
         );
         assert_eq!(GatewayKey::from_hex("zz").unwrap_err(), KeyError::Secret);
+        assert_eq!(decode_hex("+f+f"), None);
     }
 
     #[test]

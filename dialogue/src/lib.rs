@@ -18,7 +18,9 @@ mod terms;
 pub use bid::{Bid, BidCurve, CurveError, SignedBid};
 pub use book::{Equivocation, NoTrade, Phase, Rejection, SlotBook, Taken};
 pub use clearing::{Clearing, Infeasible, clear};
-pub use key::{Address, GatewayKey, KeyError, Signature, keccak256, recover};
+pub use key::{Address, GatewayKey, KeyError, Signature, address_of_public, keccak256, recover};
 pub use message::{Holding, MeterReport, SlotMessage};
 pub use signed::{Body, Signed};
-pub use terms::{MAX_STEPS, Member, PriceBasis, Slot, Step, Terms, TermsError};
+pub use terms::{
+    MAX_MEMBERS, MAX_POWER_MW, MAX_STEPS, Member, PriceBasis, Slot, Step, Terms, TermsError,
+};

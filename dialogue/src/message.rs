@@ -12,8 +12,9 @@ pub trait SlotMessage: Body {
     fn slot(&self) -> Slot;
 }
 
-/// "I hold the bid set with this digest": published at gate closure, and again, with the next
-/// round, each time fetching changes it.
+/// "I hold the bid set with this digest": published at gate closure, again with the next round
+/// each time fetching changes it, and once as the member's vote (`last`), when the bid set is
+/// frozen halfway through the grace period. Only votes count for agreement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Holding {
     /// The terms digest.
@@ -22,6 +23,8 @@ pub struct Holding {
     pub slot: Slot,
     /// Which publication this is for the slot, from 0: the highest heard counts.
     pub round: u32,
+    /// Whether this is the member's vote: its last holding for the slot.
+    pub last: bool,
     /// The bid set digest.
     pub digest: [u8; 32],
 }
@@ -29,20 +32,31 @@ pub struct Holding {
 impl Body for Holding {
     const TAG: &'static [u8] = b"DAISEE dialogue holding v1";
 
-    /// The terms digest, the slot start (i64), the round (u32) and the bid set digest.
+    /// The terms digest, the slot start (i64), the round (u32), 1 for a vote or 0 (u8) and the
+    /// bid set digest.
     fn write_fields(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.terms);
         out.extend_from_slice(&self.slot.0.to_be_bytes());
         out.extend_from_slice(&self.round.to_be_bytes());
+        out.push(u8::from(self.last));
         out.extend_from_slice(&self.digest);
     }
 
     fn read_fields(fields: &[u8]) -> Option<Self> {
         let mut r = Reader(fields);
+        let terms = r.bytes()?;
+        let slot = Slot(r.i64()?);
+        let round = u32::from_be_bytes(r.bytes()?);
+        let last = match r.bytes::<1>()? {
+            [0] => false,
+            [1] => true,
+            _ => return None,
+        };
         let holding = Self {
-            terms: r.bytes()?,
-            slot: Slot(r.i64()?),
-            round: u32::from_be_bytes(r.bytes()?),
+            terms,
+            slot,
+            round,
+            last,
             digest: r.bytes()?,
         };
         r.end(holding)

@@ -4,7 +4,7 @@
 //! A [`Node`] keeps one [`SlotBook`] per slot and drives each through gate closure, agreement and
 //! settlement on its clock.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::bid::{Bid, SignedBid};
 use crate::book::{Phase, Rejection, SlotBook};
-use crate::key::{Address, GatewayKey};
+use crate::key::{Address, GatewayKey, address_of_public};
 use crate::message::{Holding, MeterReport};
 use crate::signed::{Body, Signed};
 use crate::terms::{Slot, Terms};
@@ -112,6 +112,13 @@ pub struct Node {
     rounds: BTreeMap<Slot, u32>,
     peers: HashMap<Address, PeerId>,
     fetched: HashSet<(Slot, Address, [u8; 32])>,
+    pending: HashMap<request_response::OutboundRequestId, (Slot, Address, [u8; 32])>,
+}
+
+/// The account of a peer whose identity is a secp256k1 key (its id holds the key itself).
+fn peer_address(peer: &PeerId) -> Option<Address> {
+    let key = identity::PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()?;
+    address_of_public(&key.try_into_secp256k1().ok()?.to_bytes())
 }
 
 /// The libp2p identity of a gateway key: the same secp256k1 key.
@@ -130,6 +137,7 @@ impl Node {
     ) -> Result<Self, NetError> {
         let keypair = peer_key(&key)?;
         let mdns = net.mdns;
+        let topic = IdentTopic::new(format!("/daisee/dialogue/1/{}", terms.community));
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
@@ -138,11 +146,10 @@ impl Node {
                 yamux::Config::default,
             )
             .map_err(|e| NetError::Build(e.to_string()))?
-            .with_behaviour(|key| behaviour(key, mdns))
+            .with_behaviour(|key| behaviour(key, mdns, &topic))
             .map_err(|e| NetError::Build(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
             .build();
-        let topic = IdentTopic::new(format!("/daisee/dialogue/1/{}", terms.community));
         swarm
             .behaviour_mut()
             .gossip
@@ -168,6 +175,7 @@ impl Node {
             rounds: BTreeMap::new(),
             peers: HashMap::new(),
             fetched: HashSet::new(),
+            pending: HashMap::new(),
         })
     }
 
@@ -237,6 +245,16 @@ impl Node {
         match command {
             NodeCommand::Bid(bid) => {
                 let slot = bid.slot;
+                // A second, different bid would exclude this gateway from the slot.
+                let me = self.key.address();
+                if let Some(held) = self.books.get(&slot).and_then(|b| b.bid_of(&me))
+                    && held.body != bid
+                {
+                    return vec![NodeEvent::Rejected {
+                        slot: Some(slot),
+                        reason: Rejection::Equivocation(me),
+                    }];
+                }
                 let signed = bid.sign(&self.key);
                 let now = self.now();
                 let taken = self.book(slot).and_then(|b| b.offer(signed.clone(), now));
@@ -285,6 +303,15 @@ impl Node {
                 message,
                 ..
             })) => self.on_fetch(message),
+            SwarmEvent::Behaviour(BehaviourEvent::Fetch(
+                request_response::Event::OutboundFailure { request_id, .. },
+            )) => {
+                // Asked again at the next tick, while there is time.
+                if let Some(asked) = self.pending.remove(&request_id) {
+                    self.fetched.remove(&asked);
+                }
+                Vec::new()
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (_, address) in found {
                     let _ = self.swarm.dial(address);
@@ -311,7 +338,10 @@ impl Node {
         } else if let Some(holding) = Signed::<Holding>::from_bytes(data) {
             let slot = holding.body.slot;
             let heard = self.book(slot).and_then(|b| b.hear(&holding));
-            if let (Ok(member), Some(peer)) = (&heard, source) {
+            // Fetches go to the member's own peer, never to whoever relayed its holding.
+            if let (Ok(member), Some(peer)) = (&heard, source)
+                && peer_address(&peer) == Some(*member)
+            {
                 self.peers.insert(*member, peer);
             }
             (Some(slot), heard.map(|_| ()))
@@ -359,34 +389,51 @@ impl Node {
                     .send_response(channel, bids);
                 Vec::new()
             }
-            request_response::Message::Response { response, .. } => {
-                let mut said = Vec::new();
-                for bytes in response {
-                    let Some(bid) = SignedBid::from_bytes(&bytes) else {
-                        continue;
-                    };
-                    let slot = bid.body.slot;
-                    let Some(book) = self.books.get_mut(&slot) else {
-                        continue;
-                    };
-                    let before = book.digest();
-                    let outcome = book.offer_fetched(bid);
-                    let changed = book.digest() != before;
-                    if changed {
-                        self.publish_holding(slot);
-                    }
-                    match outcome {
-                        Err(Rejection::Equivocation(_)) if !changed => {}
-                        Err(reason) => said.push(NodeEvent::Rejected {
-                            slot: Some(slot),
-                            reason,
-                        }),
-                        Ok(_) => {}
-                    }
-                }
-                said
+            request_response::Message::Response {
+                request_id,
+                response,
+            } => {
+                self.pending.remove(&request_id);
+                self.on_fetched(response)
             }
         }
+    }
+
+    /// Offers every bid a peer sent, then publishes this node's holding again if its bid set
+    /// changed.
+    fn on_fetched(&mut self, response: Vec<Vec<u8>>) -> Vec<NodeEvent> {
+        let mut said = Vec::new();
+        let mut changed = BTreeSet::new();
+        for bytes in response {
+            let Some(bid) = SignedBid::from_bytes(&bytes) else {
+                said.push(NodeEvent::Rejected {
+                    slot: None,
+                    reason: Rejection::Malformed,
+                });
+                continue;
+            };
+            let slot = bid.body.slot;
+            let Some(book) = self.books.get_mut(&slot) else {
+                continue;
+            };
+            let before = book.digest();
+            let outcome = book.offer_fetched(bid);
+            if book.digest() != before {
+                changed.insert(slot);
+            }
+            match outcome {
+                // Known bids, and the excluded sender's bids again, are no news.
+                Ok(_) | Err(Rejection::Equivocation(_)) => {}
+                Err(reason) => said.push(NodeEvent::Rejected {
+                    slot: Some(slot),
+                    reason,
+                }),
+            }
+        }
+        for slot in changed {
+            self.publish_holding(slot);
+        }
+        said
     }
 
     /// Publishes the next round of this node's holding for `slot`.
@@ -416,13 +463,25 @@ impl Node {
                 book.close_gate();
                 self.publish_holding(slot);
             }
-            if now >= gate && now < gate + self.terms.grace_ms {
+            // The first half of the grace period reconciles the bid sets, the second half
+            // counts the votes on the frozen ones.
+            let vote_at = gate + self.terms.grace_ms / 2;
+            if now >= gate && now < vote_at {
                 self.fetch_differing(slot);
             }
             let Some(book) = self.books.get_mut(&slot) else {
                 continue;
             };
-            if now >= gate + self.terms.grace_ms && book.phase() == &Phase::GateClosed {
+            if now >= vote_at && book.phase() == &Phase::GateClosed {
+                let round = self.rounds.entry(slot).or_insert(0);
+                let vote = book.vote(*round).sign(&self.key);
+                *round += 1;
+                self.publish(vote.to_bytes());
+            }
+            let Some(book) = self.books.get_mut(&slot) else {
+                continue;
+            };
+            if now >= gate + self.terms.grace_ms && book.phase() == &Phase::Voting {
                 let phase = book.settle().clone();
                 said.push(NodeEvent::Settled {
                     slot,
@@ -451,7 +510,8 @@ impl Node {
                 continue;
             };
             if self.fetched.insert((slot, member, digest)) {
-                self.swarm.behaviour_mut().fetch.send_request(&peer, slot);
+                let id = self.swarm.behaviour_mut().fetch.send_request(&peer, slot);
+                self.pending.insert(id, (slot, member, digest));
             }
         }
     }
@@ -460,11 +520,14 @@ impl Node {
 fn behaviour(
     key: &identity::Keypair,
     mdns: bool,
+    topic: &IdentTopic,
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
-        .max_transmit_size(MAX_MESSAGE)
+        // The dialogue's messages are small; the frames around them (control messages listing
+        // many message ids) keep gossipsub's own limit.
+        .max_transmit_size_for_topic(MAX_MESSAGE, topic.hash())
         .heartbeat_interval(Duration::from_millis(500))
         .build()?;
     let gossip =

@@ -11,6 +11,13 @@ pub struct Step(pub u8);
 /// The most price steps a basis has.
 pub const MAX_STEPS: u8 = 100;
 
+/// The most members a community has (a fetched bid set then fits its bounds).
+pub const MAX_MEMBERS: usize = 500;
+
+/// The largest rating or feeder cap, in mW (281 GW): with [`MAX_MEMBERS`] of them, every sum and
+/// product of the clearing fits its integers.
+pub const MAX_POWER_MW: i64 = 1 << 48;
+
 /// The community's prices: `steps` of them from `first`, `increment` apart, in micro-units of
 /// currency per kWh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +115,9 @@ impl Terms {
         )?;
         rule(b.increment > 0, "the price increment is positive")?;
         rule(
-            b.first
-                .checked_add(b.increment.saturating_mul(i64::from(b.steps)))
+            b.increment
+                .checked_mul(i64::from(b.steps))
+                .and_then(|span| b.first.checked_add(span))
                 .is_some(),
             "the basis's prices fit in 64 bits",
         )?;
@@ -120,15 +128,18 @@ impl Terms {
             "0 < feed-in tariff step < import tariff step < steps",
         )?;
         rule(
-            self.import_cap_mw >= 0 && self.export_cap_mw >= 0,
-            "the feeder caps are not negative",
+            (0..=MAX_POWER_MW).contains(&self.import_cap_mw)
+                && (0..=MAX_POWER_MW).contains(&self.export_cap_mw),
+            "the feeder caps are 0 to 2^48 mW",
         )?;
         rule(
             self.slot_ms > 0 && self.gate_ms >= 0 && self.grace_ms > 0,
             "the slot and grace are positive, gate closure not negative",
         )?;
         rule(
-            self.gate_ms + self.grace_ms < self.slot_ms,
+            self.gate_ms
+                .checked_add(self.grace_ms)
+                .is_some_and(|t| t < self.slot_ms),
             "gate closure and grace fit in one slot",
         )?;
         self.check_members()
@@ -141,12 +152,16 @@ impl Terms {
         if addresses.len() != self.members.len() {
             return Err(TermsError::Invalid("each member is listed once"));
         }
+        if self.members.len() > MAX_MEMBERS {
+            return Err(TermsError::Invalid("a community has at most 500 members"));
+        }
+        let rating = 0..=MAX_POWER_MW;
         if self
             .members
             .iter()
-            .any(|m| m.import_mw < 0 || m.export_mw < 0)
+            .any(|m| !rating.contains(&m.import_mw) || !rating.contains(&m.export_mw))
         {
-            return Err(TermsError::Invalid("ratings are not negative"));
+            return Err(TermsError::Invalid("ratings are 0 to 2^48 mW"));
         }
         let n = self.members.len();
         if self.quorum * 2 <= n || self.quorum > n {
@@ -266,13 +281,15 @@ pub(crate) mod tests {
         assert_eq!(terms(5).check(), Ok(()));
         assert_eq!(terms(5).quorum, 4);
         type Break = fn(&mut Terms);
-        let broken: [(Break, &str); 6] = [
+        let broken: [(Break, &str); 8] = [
             (|t| t.community = String::new(), "name"),
             (|t| t.basis.steps = 101, "steps"),
             (|t| t.feed_in_tariff = Step(0), "feed-in"),
             (|t| t.import_tariff = Step(5), "feed-in"),
             (|t| t.quorum = 2, "quorum"),
             (|t| t.members.push(t.members[0]), "once"),
+            (|t| t.members[0].import_mw = MAX_POWER_MW + 1, "ratings"),
+            (|t| t.gate_ms = i64::MAX, "fit in one slot"),
         ];
         for (breaks, word) in broken {
             let mut t = terms(5);

@@ -136,7 +136,7 @@ fn an_equivocating_gateway_is_excluded_and_its_two_bids_kept() {
     // The clearing leaves the liar out.
     book.close_gate();
     for k in &keys[1..] {
-        book.hear(&peer.holding(0).sign(k)).unwrap();
+        book.hear(&peer.vote(0).sign(k)).unwrap();
     }
     let Phase::Agreed(clearing) = book.settle().clone() else {
         panic!("{:?}", book.phase())
@@ -160,7 +160,7 @@ fn run_slot(five: &mut Five, heard: impl Fn(usize, usize) -> bool) {
         .zip(keys.iter())
         .map(|(book, key)| {
             book.close_gate();
-            book.holding(0).sign(key)
+            book.vote(0).sign(key)
         })
         .collect();
     for (b, book) in books.iter_mut().enumerate() {
@@ -278,22 +278,43 @@ fn holdings_and_reports_are_checked_like_bids() {
         ..holding
     };
     assert_eq!(book.hear(&old.sign(&keys[1])), Err(Rejection::Replay));
-    // A replayed earlier round does not take back a later one: with the quorum of 4 met by
-    // members 1 to 3 holding this book's set in round 1, round 0's other digest changes nothing.
-    for k in &keys[1..4] {
-        book.hear(&holding.sign(k)).unwrap();
-    }
+    // A replayed earlier round does not take back a later one.
+    let mine = holding.digest;
+    book.hear(&holding.sign(&keys[1])).unwrap();
     let earlier = Holding {
         round: 0,
         digest: [7; 32],
         ..holding
     };
     book.hear(&earlier.sign(&keys[1])).unwrap();
+    assert_eq!(
+        book.digests().collect::<Vec<_>>(),
+        [(keys[1].address(), mine)]
+    );
+    // Only votes count: members 1 to 3 vote for this book's set, which with its own vote is the
+    // quorum of 4; then member 1 votes for another set too and counts for neither.
+    let vote = Holding {
+        last: true,
+        ..holding
+    };
+    for k in &keys[1..4] {
+        book.hear(&vote.sign(k)).unwrap();
+    }
+    let other_vote = Holding {
+        digest: [7; 32],
+        ..vote
+    };
+    assert_eq!(
+        book.hear(&other_vote.sign(&keys[1])),
+        Err(Rejection::Equivocation(keys[1].address()))
+    );
     book.close_gate();
-    assert!(
-        matches!(book.settle(), Phase::Agreed(_)),
-        "{:?}",
-        book.phase()
+    assert_eq!(
+        book.settle(),
+        &Phase::NoTrade(NoTrade::NoQuorum {
+            agreeing: 3,
+            quorum: 4
+        })
     );
     // Meter reports: a member's first one is kept.
     let report = MeterReport {
