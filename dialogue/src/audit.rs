@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::bid::SignedBid;
 use crate::book::{Equivocation, Rejection, SlotBook};
 use crate::clearing::{Clearing, Infeasible};
-use crate::key::{Address, decode_hex};
+use crate::key::{Address, decode_hex, encode_hex};
 use crate::terms::{Member, PriceBasis, Slot, Step, Terms, TermsError};
 
 /// The JSON form of a slot's bid set.
@@ -82,10 +82,6 @@ pub enum AuditError {
 impl BidSetJson {
     /// The JSON form of a settled slot's bids.
     pub fn new(terms: &Terms, slot: Slot, bids: &[SignedBid]) -> Self {
-        let hex = |bytes: Vec<u8>| {
-            let digits: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            format!("0x{digits}")
-        };
         Self {
             terms: TermsJson {
                 community: terms.community.clone(),
@@ -111,7 +107,10 @@ impl BidSetJson {
                     .collect(),
             },
             slot: slot.0,
-            bids: bids.iter().map(|b| hex(b.to_bytes())).collect(),
+            bids: bids
+                .iter()
+                .map(|b| format!("0x{}", encode_hex(&b.to_bytes())))
+                .collect(),
         }
     }
 

@@ -23,8 +23,7 @@ pub struct Address(pub [u8; 20]);
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("0x")?;
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        write!(f, "0x{}", encode_hex(&self.0))
     }
 }
 
@@ -42,6 +41,11 @@ impl std::str::FromStr for Address {
         let bytes = decode_hex(hex).ok_or(KeyError::Address)?;
         Ok(Self(bytes.try_into().map_err(|_| KeyError::Address)?))
     }
+}
+
+/// Bytes as lower-case hexadecimal digits.
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Bytes from lower- or upper-case hexadecimal digits.
@@ -62,8 +66,7 @@ pub struct Signature(pub [u8; 65]);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("0x")?;
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        write!(f, "0x{}", encode_hex(&self.0))
     }
 }
 
@@ -112,7 +115,7 @@ impl GatewayKey {
 
     /// The secret as 64 hexadecimal digits.
     pub fn to_hex(&self) -> String {
-        self.secret().iter().map(|b| format!("{b:02x}")).collect()
+        encode_hex(&self.secret())
     }
 
     /// The account of this key.

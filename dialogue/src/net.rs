@@ -179,11 +179,6 @@ impl Node {
         })
     }
 
-    /// This node's peer id.
-    pub fn peer_id(&self) -> PeerId {
-        *self.swarm.local_peer_id()
-    }
-
     /// Runs until `commands` closes, telling `events` what happens.
     pub async fn run(
         mut self,
@@ -431,57 +426,59 @@ impl Node {
             }
         }
         for slot in changed {
-            self.publish_holding(slot);
+            self.publish_holding(slot, false);
         }
         said
     }
 
-    /// Publishes the next round of this node's holding for `slot`.
-    fn publish_holding(&mut self, slot: Slot) {
-        let round = self.rounds.entry(slot).or_insert(0);
+    /// Publishes the next round of this node's holding for `slot`: its vote if `vote` (which
+    /// freezes the bid set), else what it holds now.
+    fn publish_holding(&mut self, slot: Slot, vote: bool) {
         let Some(book) = self.books.get_mut(&slot) else {
             return;
         };
-        let holding = book.holding(*round).sign(&self.key);
+        let round = self.rounds.entry(slot).or_insert(0);
+        let holding = if vote {
+            book.vote(*round)
+        } else {
+            book.holding(*round)
+        };
         *round += 1;
-        // Its own holding counts for itself.
-        let _ = book.hear(&holding);
-        self.publish(holding.to_bytes());
+        let signed = holding.sign(&self.key);
+        self.publish(signed.to_bytes());
     }
 
-    /// Gate closures, fetches of differing bid sets, settlements and old books.
+    /// The phase of `slot`'s book, if there is one.
+    fn phase(&self, slot: Slot) -> Option<&Phase> {
+        self.books.get(&slot).map(SlotBook::phase)
+    }
+
+    /// Gate closures, fetches of differing bid sets, votes, settlements and old books. The
+    /// first half of the grace period reconciles the bid sets, the second counts the votes on
+    /// the frozen ones.
     fn on_tick(&mut self) -> Vec<NodeEvent> {
         let now = self.now();
         let mut said = Vec::new();
         let slots: Vec<Slot> = self.books.keys().copied().collect();
         for slot in slots {
             let gate = self.terms.gate_closure(slot);
-            let Some(book) = self.books.get_mut(&slot) else {
-                continue;
-            };
-            if now >= gate && book.phase() == &Phase::Open {
-                book.close_gate();
-                self.publish_holding(slot);
-            }
-            // The first half of the grace period reconciles the bid sets, the second half
-            // counts the votes on the frozen ones.
             let vote_at = gate + self.terms.grace_ms / 2;
+            if now >= gate && self.phase(slot) == Some(&Phase::Open) {
+                if let Some(book) = self.books.get_mut(&slot) {
+                    book.close_gate();
+                }
+                self.publish_holding(slot, false);
+            }
             if now >= gate && now < vote_at {
                 self.fetch_differing(slot);
             }
-            let Some(book) = self.books.get_mut(&slot) else {
-                continue;
-            };
-            if now >= vote_at && book.phase() == &Phase::GateClosed {
-                let round = self.rounds.entry(slot).or_insert(0);
-                let vote = book.vote(*round).sign(&self.key);
-                *round += 1;
-                self.publish(vote.to_bytes());
+            if now >= vote_at && self.phase(slot) == Some(&Phase::GateClosed) {
+                self.publish_holding(slot, true);
             }
-            let Some(book) = self.books.get_mut(&slot) else {
-                continue;
-            };
-            if now >= gate + self.terms.grace_ms && book.phase() == &Phase::Voting {
+            if now >= gate + self.terms.grace_ms
+                && self.phase(slot) == Some(&Phase::Voting)
+                && let Some(book) = self.books.get_mut(&slot)
+            {
                 let phase = book.settle().clone();
                 said.push(NodeEvent::Settled {
                     slot,
