@@ -3,6 +3,7 @@
 
 mod check;
 mod control;
+mod dialogue;
 mod file;
 mod gateway;
 mod inverter;
@@ -15,6 +16,7 @@ mod store;
 
 pub use check::ConfigError;
 pub use control::ControlConfig;
+pub use dialogue::DialogueConfig;
 pub use file::{Change, ChangeError, ConfigFile};
 pub use inverter::Inverter;
 pub use meter::{Meter, MeterMap};
@@ -58,6 +60,8 @@ pub struct Config {
     pub store: Option<StoreConfig>,
     /// Demand response, if any.
     pub control: Option<ControlConfig>,
+    /// The machine dialogue, if the gateway bids in a community.
+    pub dialogue: Option<DialogueConfig>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +81,7 @@ struct File {
     inverter: Vec<Spanned<inverter::InverterTable>>,
     store: Option<Spanned<store::StoreTable>>,
     control: Option<Spanned<control::ControlTable>>,
+    dialogue: Option<Spanned<dialogue::DialogueTable>>,
 }
 
 impl Config {
@@ -120,6 +125,11 @@ impl Config {
             .map(|t| control::control(&at, t, &cx))
             .transpose()?;
         control::check_relays(&relays, control.as_ref())?;
+        let dialogue = file
+            .dialogue
+            .as_ref()
+            .map(|t| dialogue::dialogue(&at, t, &channels, store.is_some()))
+            .transpose()?;
         Ok(Config {
             name,
             poll_interval_ms,
@@ -131,6 +141,7 @@ impl Config {
             inverters,
             store,
             control,
+            dialogue,
         })
     }
 

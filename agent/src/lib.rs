@@ -5,6 +5,7 @@ pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod devices;
+pub mod dialogue;
 pub mod fault;
 pub mod identity;
 pub mod journal;

@@ -27,6 +27,10 @@ struct Args {
     /// Print the demo gateway's configuration, a starting point for your own.
     #[arg(long)]
     print_demo_config: bool,
+    /// Print the gateway's account and libp2p peer id (making its key in the `[store]` directory
+    /// if there is none): what its community lists in `[[dialogue.member]]`.
+    #[arg(long)]
+    print_identity: bool,
     /// Print a completion script for SHELL.
     #[arg(long, value_name = "SHELL")]
     completions: Option<Shell>,
@@ -83,9 +87,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some("session") => DbusChoice::Required(Bus::Session),
         Some(address) => DbusChoice::Required(Bus::Address(address.to_owned())),
     };
-    setup::run(Options {
+    let options = Options {
         config: args.config,
         dbus,
         turns: args.polls,
-    })
+    };
+    if args.print_identity {
+        return setup::print_identity(&options);
+    }
+    setup::run(options)
 }

@@ -12,9 +12,9 @@ use crate::config::{Config, ConfigFile, DEMO, MAX_CONFIG_BYTES};
 use crate::daemon::{Command, Daemon, Handles};
 use crate::dbus::{self, Bus};
 use crate::devices::Devices;
-use crate::identity;
 use crate::notify::Notifier;
 use crate::view::{Style, View};
+use crate::{dialogue, identity};
 
 /// Where the agent looks for its configuration when none is given.
 pub const DEFAULT_CONFIG: &str = "/etc/daisee/agent.toml";
@@ -91,6 +91,19 @@ fn clock(config: &Config) -> Arc<dyn Clock> {
     Arc::new(SimClock::scaled(start, sim.speed))
 }
 
+/// Prints the account and peer id of the gateway's key, made first if there is none.
+pub fn print_identity(options: &Options) -> anyhow::Result<()> {
+    let (source, origin, _) = read_config(options)?;
+    let config = Config::parse(&source).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    let Some(store) = &config.store else {
+        bail!("{origin}: no [store]: the gateway's key is kept in its directory");
+    };
+    let key = identity::load_or_create(&store.dir)?;
+    let peer = daisee_dialogue::net::peer_key(&key)?.public().to_peer_id();
+    println!("address {}\npeer-id {peer}", key.address());
+    Ok(())
+}
+
 /// Runs the agent until its turns are done, Ctrl-C or SIGTERM.
 pub fn run(options: Options) -> anyhow::Result<()> {
     let (source, origin, path) = read_config(&options)?;
@@ -113,19 +126,37 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     }
     let notifier = Notifier::from_env().context("NOTIFY_SOCKET")?;
     let history = config.store.as_ref().map(|s| s.dir.join("history.sqlite"));
-    let address = config.store.as_ref().map_or_else(String::new, |store| {
-        match identity::load_or_create(&store.dir) {
-            Ok(key) => key.address().to_string(),
+    let key = config.store.as_ref().and_then(|store| {
+        identity::load_or_create(&store.dir)
             // Metering and demand response do not need it: run on, without an identity.
-            Err(e) => {
+            .map_err(|e| {
                 eprintln!("daisee-agent: the gateway's key: {e}; running without an identity");
-                String::new()
-            }
-        }
+            })
+            .ok()
     });
-    let (daemon, handles) = Daemon::new(&config, devices, clock, notifier);
+    let address = key
+        .as_ref()
+        .map_or_else(String::new, |k| k.address().to_string());
+    let (daemon, handles) = Daemon::new(&config, devices, Arc::clone(&clock), notifier);
+    let dialogue = match (&config.dialogue, key) {
+        (Some(dialogue), Some(key)) => {
+            let _entered = runtime.enter();
+            dialogue::spawn(&config, dialogue, key, clock, handles.clone())
+                // The gateway meters and controls its own loads without its community.
+                .map_err(|e| eprintln!("daisee-agent: the dialogue: {e}; running without it"))
+                .ok()
+        }
+        _ => None,
+    };
     let file = ConfigFile::new(path, source, config.clone());
-    let _service = runtime.block_on(serve_dbus(&options.dbus, file, &handles, history, address))?;
+    let served = dbus::Served {
+        file,
+        handles: handles.clone(),
+        history,
+        address,
+        dialogue,
+    };
+    let _service = runtime.block_on(serve_dbus(&options.dbus, served))?;
     let interval = std::time::Duration::from_millis(config.poll_interval_ms);
     let turns = options.turns;
     let looped = std::thread::spawn(move || {
@@ -141,17 +172,14 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 /// Serves D-Bus as chosen; a system bus that is missing or refuses the agent only warns.
 async fn serve_dbus(
     choice: &DbusChoice,
-    file: ConfigFile,
-    handles: &Handles,
-    history: Option<PathBuf>,
-    address: String,
+    served: dbus::Served,
 ) -> anyhow::Result<Option<zbus::Connection>> {
     let (bus, required) = match choice {
         DbusChoice::Off => return Ok(None),
         DbusChoice::SystemIfAllowed => (Bus::System, false),
         DbusChoice::Required(bus) => (bus.clone(), true),
     };
-    match dbus::serve(bus.clone(), file, handles.clone(), history, address).await {
+    match dbus::serve(bus.clone(), served).await {
         Ok(conn) => Ok(Some(conn)),
         Err(e) if !required => {
             eprintln!("daisee-agent: D-Bus: {e}; running without it");

@@ -6,8 +6,8 @@
 mod proxies;
 
 pub use proxies::{
-    ConfigProxy, ControllerProxy, GatewayProxy, HistoryProxy, InverterProxy, MeterProxy,
-    RelayProxy, UpdateProxy,
+    ConfigProxy, ControllerProxy, DialogueProxy, GatewayProxy, HistoryProxy, InverterProxy,
+    MeterProxy, RelayProxy, UpdateProxy,
 };
 
 /// The bus name the agent owns.
@@ -25,6 +25,8 @@ pub const CONFIG_PATH: &str = "/org/daisee/Gateway1/Config";
 pub const CONTROLLER_PATH: &str = "/org/daisee/Gateway1/Controller";
 /// The history object.
 pub const HISTORY_PATH: &str = "/org/daisee/Gateway1/History";
+/// The machine dialogue's object (when the gateway is in a community).
+pub const DIALOGUE_PATH: &str = "/org/daisee/Gateway1/Dialogue";
 /// The update slots object.
 pub const UPDATE_PATH: &str = "/org/daisee/Gateway1/Update";
 

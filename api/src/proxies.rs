@@ -99,6 +99,56 @@ pub trait Controller {
     fn grid_power(&self) -> zbus::Result<i64>;
 }
 
+/// The gateway in its community's machine dialogue.
+#[proxy(
+    interface = "org.daisee.Gateway1.Dialogue",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/Dialogue"
+)]
+pub trait Dialogue {
+    /// The community's name.
+    #[zbus(property)]
+    fn community(&self) -> zbus::Result<String>;
+    /// The gateway's libp2p identity.
+    #[zbus(property)]
+    fn peer_id(&self) -> zbus::Result<String>;
+    /// Peers connected now.
+    #[zbus(property)]
+    fn peers(&self) -> zbus::Result<u32>;
+    /// The latest slot the gateway bid for.
+    #[zbus(property)]
+    fn bid_slot(&self) -> zbus::Result<i64>;
+    /// The latest slot that settled.
+    #[zbus(property)]
+    fn last_slot(&self) -> zbus::Result<i64>;
+    /// How it settled.
+    #[zbus(property)]
+    fn outcome(&self) -> zbus::Result<String>;
+    /// Its price, micro-units per kWh.
+    #[zbus(property)]
+    fn price(&self) -> zbus::Result<i64>;
+    /// Its price step; -1 without trade.
+    #[zbus(property)]
+    fn price_step(&self) -> zbus::Result<i32>;
+    /// This gateway's allocation, mW.
+    #[zbus(property)]
+    fn allocation(&self) -> zbus::Result<i64>;
+    /// Power kept in the community, mW.
+    #[zbus(property)]
+    fn kept_local(&self) -> zbus::Result<i64>;
+    /// The slot of the latest meter report.
+    #[zbus(property)]
+    fn report_slot(&self) -> zbus::Result<i64>;
+    /// Its deviation from the allocation, mWh.
+    #[zbus(property)]
+    fn deviation(&self) -> zbus::Result<i64>;
+    /// Messages refused since start.
+    #[zbus(property)]
+    fn rejected(&self) -> zbus::Result<u64>;
+    /// A settled slot: outcome, price step, allocation (mW), bid set (JSON).
+    fn slot(&self, slot: i64) -> zbus::Result<(String, i32, i64, String)>;
+}
+
 /// The history.
 #[proxy(
     interface = "org.daisee.Gateway1.History",

@@ -1,10 +1,13 @@
-//! `daiseectl dialogue clear FILE`: a slot's bid set (its JSON form) cleared again here, every
-//! signature checked; no agent or bus needed.
+//! Audits of the dialogue: `daiseectl dialogue clear FILE` clears a slot's bid set (its JSON
+//! form) again here, every signature checked, with no agent or bus; `daiseectl dialogue audit
+//! SLOT` does the same with the bid set the gateway kept, and compares with what it executed.
 
 use std::path::Path;
 
 use anyhow::Context;
+use daisee_api::{DialogueProxy, GatewayProxy};
 use daisee_dialogue::audit::{Audit, BidSetJson, reclear};
+use zbus::Connection;
 
 /// Reads, clears and prints the bid set in `file`.
 pub(crate) fn clear(file: &Path) -> anyhow::Result<()> {
@@ -13,6 +16,43 @@ pub(crate) fn clear(file: &Path) -> anyhow::Result<()> {
     let set: BidSetJson = serde_json::from_str(&json)?;
     print!("{}", report(&set, &audit));
     Ok(())
+}
+
+/// Clears the slot the gateway kept again and compares with what it executed: its outcome, the
+/// price step and its own allocation. A mismatch is an error.
+pub(crate) async fn audit(conn: &Connection, slot: i64) -> zbus::Result<()> {
+    let (outcome, step, allocation, json) = DialogueProxy::new(conn).await?.slot(slot).await?;
+    let me = GatewayProxy::new(conn).await?.address().await?;
+    let failed = |e: &dyn std::fmt::Display| zbus::Error::Failure(format!("slot {slot}: {e}"));
+    let audit = reclear(&json).map_err(|e| failed(&e))?;
+    let set: BidSetJson = serde_json::from_str(&json).map_err(|e| failed(&e))?;
+    print!("{}", report(&set, &audit));
+    let recomputed = audit.outcome.as_ref().ok().map(|c| {
+        let mine = c
+            .allocations
+            .iter()
+            .find(|(a, _)| a.to_string() == me)
+            .map_or(0, |(_, p)| *p);
+        (i32::from(c.price.0), mine)
+    });
+    let matches = match (outcome.as_str(), recomputed) {
+        ("agreed", Some(r)) => r == (step, allocation),
+        ("agreed", None) => false,
+        // No trade was executed: nothing to contradict, whatever the bids clear to.
+        _ => true,
+    };
+    println!("executed: {outcome}");
+    if step >= 0 {
+        println!("executed: price step {step}, this gateway {allocation} mW");
+    }
+    if matches {
+        println!("the signed bids clear to what this gateway executed");
+        Ok(())
+    } else {
+        Err(failed(
+            &"the signed bids do NOT clear to what this gateway executed",
+        ))
+    }
 }
 
 /// The audit as text: the outcome, each allocation, and what did not count.

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use daisee_api::{
-    ConfigProxy, GatewayProxy, HistoryProxy, InverterProxy, RelayProxy, UpdateProxy, inverter_path,
-    relay_path,
+    ConfigProxy, DialogueProxy, GatewayProxy, HistoryProxy, InverterProxy, RelayProxy, UpdateProxy,
+    inverter_path, relay_path,
 };
 use zbus::{Connection, DBusError};
 
@@ -70,6 +70,19 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum DialogueCommand {
+    /// The community, its peers, the latest slot and report.
+    Status,
+    /// Clears a slot this gateway settled again from its signed bids, and says whether the
+    /// outcome matches what the gateway executed.
+    Audit {
+        /// The slot's start, in ms since 1970 (the `LastSlot` property, the journal's DAISEE_SLOT).
+        slot: i64,
+    },
+    /// Prints a settled slot's bid set in its JSON form, for `clear` anywhere.
+    Bids {
+        /// The slot's start, in ms since 1970.
+        slot: i64,
+    },
     /// Clears a slot's bid set again from its JSON form (docs/dialogue.md), checking every
     /// signature, and prints the price, each allocation and what did not count. Offline.
     Clear {
@@ -191,7 +204,16 @@ async fn command(conn: &Connection, command: Command) -> zbus::Result<()> {
         Command::History(span) => history(conn, span, false).await,
         Command::Energy(span) => history(conn, span, true).await,
         Command::Update => show::update(&UpdateProxy::new(conn).await?).await,
-        Command::Completions { .. } | Command::Man | Command::Dialogue(_) => Ok(()),
+        Command::Dialogue(DialogueCommand::Status) => show::dialogue(&show::objects(conn).await?),
+        Command::Dialogue(DialogueCommand::Audit { slot }) => audit::audit(conn, slot).await,
+        Command::Dialogue(DialogueCommand::Bids { slot }) => {
+            let (_, _, _, bids) = DialogueProxy::new(conn).await?.slot(slot).await?;
+            println!("{bids}");
+            Ok(())
+        }
+        Command::Completions { .. }
+        | Command::Man
+        | Command::Dialogue(DialogueCommand::Clear { .. }) => Ok(()),
     }
 }
 

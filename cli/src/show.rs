@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use daisee_api::{
-    BUS_NAME, ConfigProxy, ControllerProxy, GatewayProxy, InverterProxy, MeterProxy, ROOT,
-    RelayProxy, UpdateProxy, interface_of,
+    BUS_NAME, ConfigProxy, ControllerProxy, DialogueProxy, GatewayProxy, InverterProxy, MeterProxy,
+    ROOT, RelayProxy, UpdateProxy, interface_of,
 };
 use zbus::Connection;
 use zbus::fdo::{ManagedObjects, ObjectManagerProxy};
@@ -189,6 +189,9 @@ pub(crate) async fn status(conn: &Connection) -> zbus::Result<()> {
     if let Some(c) = with(&objects, interface_of::<ControllerProxy<'_>>()).first() {
         println!("{}", control_line(c));
     }
+    if let Some(d) = with(&objects, interface_of::<DialogueProxy<'_>>()).first() {
+        print!("{}", dialogue_lines(d));
+    }
     println!();
     meters(&objects)?;
     println!();
@@ -198,6 +201,48 @@ pub(crate) async fn status(conn: &Connection) -> zbus::Result<()> {
         inverters(&objects)?;
     }
     Ok(())
+}
+
+/// The machine dialogue, or why the gateway takes no part in one.
+pub(crate) fn dialogue(objects: &ManagedObjects) -> zbus::Result<()> {
+    match with(objects, interface_of::<DialogueProxy<'_>>()).first() {
+        Some(d) => print!("{}", dialogue_lines(d)),
+        None => println!("no dialogue: the configuration has no [dialogue]"),
+    }
+    Ok(())
+}
+
+/// The community, the peers, and the latest slot and report.
+fn dialogue_lines(d: &Properties) -> String {
+    let mut out = format!(
+        "dialogue: community `{}`, {} peers, peer id {}; bid for slot {}; {} messages refused\n",
+        text(d, "Community"),
+        get::<u32>(d, "Peers").unwrap_or_default(),
+        text(d, "PeerId"),
+        int(d, "BidSlot"),
+        counter(d, "Rejected"),
+    );
+    let slot = int(d, "LastSlot");
+    if slot != 0 {
+        if get::<i32>(d, "PriceStep").unwrap_or(-1) >= 0 {
+            out += &format!(
+                "slot {slot} agreed: price {} µ/kWh, this gateway {:.0} W, {:.0} W kept in the community\n",
+                int(d, "Price"),
+                int(d, "Allocation") as f64 / 1000.0,
+                int(d, "KeptLocal") as f64 / 1000.0,
+            );
+        } else {
+            out += &format!("slot {slot}: {}\n", text(d, "Outcome"));
+        }
+    }
+    let report = int(d, "ReportSlot");
+    if report != 0 {
+        out += &format!(
+            "slot {report} reported: {:.1} Wh beyond the allocation\n",
+            int(d, "Deviation") as f64 / 1000.0
+        );
+    }
+    out
 }
 
 fn control_line(c: &Properties) -> String {

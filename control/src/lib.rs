@@ -156,7 +156,8 @@ pub struct Controller {
     settings: Settings,
     loads: Vec<Controlled>,
     fixed: Vec<Fixed>,
-    allocation: Option<Allocation>,
+    /// The dialogue's allocations of the slot under way and the next, by start.
+    allocations: Vec<Allocation>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -195,7 +196,7 @@ impl Controller {
             settings,
             loads,
             fixed: Vec::new(),
-            allocation: None,
+            allocations: Vec::new(),
         }
     }
 
@@ -258,9 +259,11 @@ impl Controller {
         }
     }
 
-    /// Sets (or clears) the external allocation.
-    pub fn set_allocation(&mut self, allocation: Option<Allocation>) {
-        self.allocation = allocation;
+    /// Takes the external allocation of a slot (in place of any earlier one for that slot): the
+    /// next slot's arrives while the current one's still holds.
+    pub fn allocate(&mut self, allocation: Allocation) {
+        self.allocations.retain(|a| a.slot != allocation.slot);
+        self.allocations.push(allocation);
     }
 
     /// Changes the settings (a new import limit from the configuration).
@@ -410,9 +413,12 @@ impl Controller {
             }
         }
 
+        self.allocations.retain(|a| now < a.slot.plus(a.length));
         if let Some(a) = self
-            .allocation
-            .filter(|a| (a.slot..a.slot.plus(a.length)).contains(&now))
+            .allocations
+            .iter()
+            .copied()
+            .find(|a| (a.slot..a.slot.plus(a.length)).contains(&now))
         {
             // Loads that are on and may not go off yet draw what they draw: they use the budget
             // first. Then the most important loads, as long as the budget holds them.

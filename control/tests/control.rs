@@ -269,11 +269,11 @@ fn an_allocation_counts_loads_that_cannot_go_off_yet() {
     // Six minutes in, the heat pump (10 min) and the charger (15 min) must stay on: 5.7 kW, more
     // than a 4.6 kW budget already. The water heater (5 min) may go, and must, though by
     // priority alone it would fit before the charger.
-    c.set_allocation(Some(Allocation {
+    c.allocate(Allocation {
         slot: at(360),
         length: Duration::from_secs(900),
         budget: MilliWatts(4_600_000),
-    }));
+    });
     let commands = c.tick(at(360), Some((at(360), MilliWatts(0))));
     assert_eq!(
         commands,
@@ -377,18 +377,28 @@ fn an_override_wins_until_released() {
 #[test]
 fn an_allocation_caps_the_flexible_loads_in_its_slot() {
     let mut c = Controller::new(settings(100.0), loads(), at(-3600));
-    c.set_allocation(Some(Allocation {
+    c.allocate(Allocation {
         slot: at(0),
         length: Duration::from_secs(900),
         budget: MilliWatts(4_600_000),
-    }));
+    });
     for s in 0..10 {
         c.tick(at(s), Some((at(s), MilliWatts(0))));
     }
     // 4.6 kW holds the heat pump (2 kW) and the water heater (2.5 kW), not the charger.
     let on = running(&c);
     assert_eq!(on, ["heat_pump", "water_heater"]);
-    // The slot is over: the charger may run.
+    // The next slot's allocation arrives before this slot ends, and leaves this one's in force.
+    c.allocate(Allocation {
+        slot: at(900),
+        length: Duration::from_secs(900),
+        budget: MilliWatts(10_000_000),
+    });
+    for s in 10..20 {
+        c.tick(at(s), Some((at(s), MilliWatts(0))));
+    }
+    assert_eq!(running(&c), ["heat_pump", "water_heater"]);
+    // The slot is over: the next one's budget lets the charger run.
     let after = (900..960).any(|s| {
         let cmds = c.tick(at(s), Some((at(s), MilliWatts(0))));
         switched(&cmds, "ev_charger").is_some()

@@ -114,6 +114,12 @@ impl BidSetJson {
         }
     }
 
+    /// The JSON text.
+    pub fn to_json(&self) -> String {
+        // Strings and integers only: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// The terms, checked.
     pub fn terms(&self) -> Result<Terms, AuditError> {
         let t = &self.terms;

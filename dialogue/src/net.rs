@@ -13,10 +13,10 @@ use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, identify, identity, mdns, noise, tcp, yamux,
-};
+use libp2p::{StreamProtocol, Swarm, identify, identity, mdns, noise, tcp, yamux};
 use tokio::sync::mpsc;
+
+pub use libp2p::{Multiaddr, PeerId};
 
 use crate::bid::{Bid, SignedBid};
 use crate::book::{Phase, Rejection, SlotBook};
@@ -33,9 +33,11 @@ const FETCH: StreamProtocol = StreamProtocol::new("/daisee/dialogue/bids/1");
 const TICK: Duration = Duration::from_millis(20);
 /// Slots kept after they settled, for late fetches and reports.
 const KEPT_SLOTS: i64 = 3;
+/// How often bootstrap peers not connected are dialled again (they may start after this node).
+const REDIAL: Duration = Duration::from_secs(2);
 
 /// Where the node listens and whom it knows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetConfig {
     /// Addresses to listen on (`/ip4/0.0.0.0/tcp/4610`).
     pub listen: Vec<Multiaddr>,
@@ -61,6 +63,8 @@ pub enum NodeEvent {
     Listening(Multiaddr),
     /// A peer subscribed to the community's topic.
     PeerJoined(PeerId),
+    /// The last connection to a peer closed.
+    PeerLeft(PeerId),
     /// A message was refused, with its reason and its sender where known.
     Rejected {
         /// The slot it was for, where it could be read.
@@ -113,6 +117,8 @@ pub struct Node {
     peers: HashMap<Address, PeerId>,
     fetched: HashSet<(Slot, Address, [u8; 32])>,
     pending: HashMap<request_response::OutboundRequestId, (Slot, Address, [u8; 32])>,
+    /// Each bootstrap address, and whether this node's own connection to it is up.
+    bootstrap: HashMap<Multiaddr, bool>,
 }
 
 /// The account of a peer whose identity is a secp256k1 key (its id holds the key itself).
@@ -160,11 +166,6 @@ impl Node {
                 .listen_on(address.clone())
                 .map_err(|e| NetError::Listen(address.clone(), e.to_string()))?;
         }
-        for address in &net.bootstrap {
-            // An unreachable bootstrap peer is retried by nobody but is no reason not to start:
-            // mDNS or the other peers may do.
-            let _ = swarm.dial(address.clone());
-        }
         Ok(Self {
             swarm,
             topic,
@@ -176,6 +177,8 @@ impl Node {
             peers: HashMap::new(),
             fetched: HashSet::new(),
             pending: HashMap::new(),
+            // Dialled at the first redial, once the node runs.
+            bootstrap: net.bootstrap.iter().map(|a| (a.clone(), false)).collect(),
         })
     }
 
@@ -187,6 +190,8 @@ impl Node {
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut redial = tokio::time::interval(REDIAL);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let said = tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
@@ -195,6 +200,7 @@ impl Node {
                     None => return,
                 },
                 _ = tick.tick() => self.on_tick(),
+                _ = redial.tick() => self.redial(),
             };
             for event in said {
                 if events.send(event).await.is_err() {
@@ -206,6 +212,24 @@ impl Node {
 
     fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// Dials every bootstrap address this node has no connection of its own to: an unreachable
+    /// peer is no reason not to start, and it may come later.
+    fn redial(&mut self) -> Vec<NodeEvent> {
+        for (address, _) in self.bootstrap.iter().filter(|(_, up)| !**up) {
+            let _ = self.swarm.dial(address.clone());
+        }
+        Vec::new()
+    }
+
+    /// Notes whether this node's own connection to a bootstrap address is up.
+    fn dialled(&mut self, endpoint: &libp2p::core::ConnectedPoint, up: bool) {
+        if let libp2p::core::ConnectedPoint::Dialer { address, .. } = endpoint
+            && let Some(state) = self.bootstrap.get_mut(address)
+        {
+            *state = up;
+        }
     }
 
     /// The book of `slot`, opened if the slot is current or among the next two; `Err` says why
@@ -278,6 +302,23 @@ impl Node {
     fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) -> Vec<NodeEvent> {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => vec![NodeEvent::Listening(address)],
+            SwarmEvent::ConnectionEstablished { endpoint, .. } => {
+                self.dialled(&endpoint, true);
+                Vec::new()
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.dialled(&endpoint, false);
+                if num_established == 0 {
+                    vec![NodeEvent::PeerLeft(peer_id)]
+                } else {
+                    Vec::new()
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
                 message_id,

@@ -7,6 +7,7 @@
 //! usable for the next try.
 
 mod block;
+mod market;
 mod query;
 mod reader;
 mod schema;
@@ -19,6 +20,7 @@ use daisee_hal::{Energy, MilliWattHours, MilliWatts, RelayState, Timestamp};
 use rusqlite::{Connection, params};
 
 pub use block::Damaged;
+pub use market::{MarketLog, MarketSlot};
 pub use reader::Reader;
 
 /// Length of an energy slot: 15 minutes, aligned to the hour.

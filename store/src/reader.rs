@@ -7,7 +7,8 @@ use std::time::Duration;
 use daisee_hal::{MilliWatts, Timestamp};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{RelayEvent, SlotEnergy, StoreError, query};
+use crate::market::market_slot;
+use crate::{MarketSlot, RelayEvent, SlotEnergy, StoreError, query};
 
 /// The history, opened read-only.
 #[derive(Debug)]
@@ -53,5 +54,10 @@ impl Reader {
         to: Timestamp,
     ) -> Result<Vec<RelayEvent>, StoreError> {
         query::relay_events(&self.conn, from, to)
+    }
+
+    /// The market slot starting at `start`, if the gateway settled it.
+    pub fn market_slot(&self, start: Timestamp) -> Result<Option<MarketSlot>, StoreError> {
+        market_slot(&self.conn, start)
     }
 }

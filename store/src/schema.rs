@@ -1,7 +1,7 @@
 //! The schema and its migrations: `PRAGMA user_version` says which have run; each runs once, in
 //! its own transaction, so a power cut mid-migration leaves the previous version intact.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::StoreError;
 
@@ -33,23 +33,36 @@ const MIGRATIONS: &[&str] = &[
         cause TEXT NOT NULL
      );
      CREATE INDEX relay_event_at ON relay_event (at_ms);",
+    // 2: market slots of the machine dialogue.
+    "CREATE TABLE market_slot (
+        start_ms INTEGER PRIMARY KEY,
+        outcome TEXT NOT NULL,
+        price_step INTEGER,
+        allocation_mw INTEGER,
+        bid_set TEXT NOT NULL,
+        import_mwh INTEGER,
+        export_mwh INTEGER
+     );",
 ];
 
-/// Brings the schema of `conn` up to date.
+/// Brings the schema of `conn` up to date. Each migration takes the write lock before it reads
+/// the version, so that two connections opening the file at once run it once.
 pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(StoreError::TooNew {
-            found: version,
-            known,
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.unchecked_transaction()?;
+    loop {
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > known {
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        let Some(sql) = MIGRATIONS.get(version as usize) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
     }
-    Ok(())
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use daisee_control::{
-    Command as Switch, Controller, Curtailable, ExportLimiter, InverterMode, Limit, LimitOverride,
-    Mode, Settings,
+    Allocation, Command as Switch, Controller, Curtailable, ExportLimiter, InverterMode, Limit,
+    LimitOverride, Mode, Settings,
 };
 use daisee_hal::{MilliWatts, RelayState, Timestamp};
 
@@ -72,6 +72,11 @@ impl Decisions {
         self.controller.set_settings(settings(control));
         self.limiter.set_limit(control.and_then(|c| c.export_limit));
         self.grid = control.map(|c| c.grid.clone());
+    }
+
+    /// Caps the flexible loads in a slot at the dialogue's budget (it lapses with the slot).
+    pub(super) fn allocate(&mut self, allocation: Allocation) {
+        self.controller.allocate(allocation);
     }
 
     /// Holds a relay by hand, or gives it back; false if there is no such relay.

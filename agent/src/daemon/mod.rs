@@ -47,6 +47,8 @@ pub enum Command {
     },
     /// A new configuration whose changes apply without a restart.
     Apply(Box<Config>),
+    /// The dialogue's budget for the flexible loads in one slot.
+    Allocate(daisee_control::Allocation),
     /// Finish the turn, write what is buffered and stop.
     Stop,
 }
@@ -205,6 +207,10 @@ impl Daemon {
                 self.decisions.apply(config.control.as_ref());
                 self.journal
                     .log(Priority::Info, "demand response settings applied", &[]);
+                false
+            }
+            Command::Allocate(allocation) => {
+                self.decisions.allocate(allocation);
                 false
             }
             Command::Stop => false,

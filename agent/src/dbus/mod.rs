@@ -7,6 +7,7 @@
 mod changes;
 mod config;
 mod controller;
+mod dialogue;
 mod gateway;
 mod history;
 mod inverter;
@@ -22,8 +23,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
 
 use daisee_api::{
-    BUS_NAME, CONFIG_PATH, CONTROLLER_PATH, GATEWAY_PATH, HISTORY_PATH, ROOT, UPDATE_PATH,
-    inverter_path, meter_path, relay_path,
+    BUS_NAME, CONFIG_PATH, CONTROLLER_PATH, DIALOGUE_PATH, GATEWAY_PATH, HISTORY_PATH, ROOT,
+    UPDATE_PATH, inverter_path, meter_path, relay_path,
 };
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -33,10 +34,12 @@ use zbus::object_server::{Interface, InterfaceRef};
 
 use crate::config::ConfigFile;
 use crate::daemon::{Command, Handles};
+use crate::dialogue::DialogueStatus;
 use crate::snapshot::Snapshot;
 use changes::Changes;
 use config::ConfigObject;
 use controller::ControllerObject;
+use dialogue::{DialogueObject, Shown};
 use gateway::GatewayObject;
 use history::HistoryObject;
 use inverter::InverterObject;
@@ -117,15 +120,30 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// What the service serves.
+pub struct Served {
+    /// The configuration, as read.
+    pub file: ConfigFile,
+    /// The daemon's handles.
+    pub handles: Handles,
+    /// The history file, if kept.
+    pub history: Option<PathBuf>,
+    /// The gateway's account, empty without a key.
+    pub address: String,
+    /// The dialogue's status, if it runs.
+    pub dialogue: Option<watch::Receiver<DialogueStatus>>,
+}
+
 /// Starts the service: puts every object in place, owns the name (never taking it from another
-/// agent), and follows the daemon's snapshots.
-pub async fn serve(
-    bus: Bus,
-    file: ConfigFile,
-    handles: Handles,
-    history: Option<PathBuf>,
-    address: String,
-) -> Result<Connection, ServeError> {
+/// agent), and follows the daemon's snapshots and the dialogue's status.
+pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
+    let Served {
+        file,
+        handles,
+        history,
+        address,
+        dialogue,
+    } = served;
     let builder = match &bus {
         Bus::System => zbus::connection::Builder::system(),
         Bus::Session => zbus::connection::Builder::session(),
@@ -161,7 +179,7 @@ pub async fn serve(
         .serve_at(
             HISTORY_PATH,
             ReadOnly(HistoryObject {
-                path: history,
+                path: history.clone(),
                 channels: channels.clone(),
                 one_at_a_time: tokio::sync::Semaphore::new(1),
             }),
@@ -170,6 +188,9 @@ pub async fn serve(
         .await
         .map_err(ServeError::Connect)?;
     put_devices(&conn, &config, &channels, &handles.commands).await?;
+    if let Some(status) = dialogue {
+        put_dialogue(&conn, status, history).await?;
+    }
     conn.object_server()
         .at(UPDATE_PATH, ReadOnly(UpdateObject { conn: conn.clone() }))
         .await?;
@@ -217,6 +238,34 @@ async fn put_devices(
             .at(inverter_path(&i.meter.name), ReadOnly(inverter))
             .await?;
     }
+    Ok(())
+}
+
+/// The dialogue's object, following its status.
+async fn put_dialogue(
+    conn: &Connection,
+    mut status: watch::Receiver<DialogueStatus>,
+    history: Option<PathBuf>,
+) -> zbus::Result<()> {
+    let now = status.borrow_and_update().clone();
+    let object = DialogueObject {
+        community: now.community.clone(),
+        peer_id: now.peer_id.clone(),
+        shown: Shown::of(&now),
+        history,
+    };
+    conn.object_server()
+        .at(DIALOGUE_PATH, ReadOnly(object))
+        .await?;
+    let iface: InterfaceRef<ReadOnly<DialogueObject>> =
+        conn.object_server().interface(DIALOGUE_PATH).await?;
+    tokio::spawn(async move {
+        while status.changed().await.is_ok() {
+            let now = status.borrow_and_update().clone();
+            // A failed signal is one missed change; the properties hold the latest.
+            let _ = refresh(Some(&iface), |o| o.update(&now)).await;
+        }
+    });
     Ok(())
 }
 

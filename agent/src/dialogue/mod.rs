@@ -1,0 +1,391 @@
+//! The gateway in its community's machine dialogue: an adapter task beside the daemon. It runs
+//! the libp2p node, bids for each slot from the snapshots, hands the cleared allocation to the
+//! daemon as a [`Command`], reports what the grid meter counted at each slot's end, records each
+//! settled slot (its signed bid set included) in the history, and publishes a [`DialogueStatus`]
+//! for D-Bus.
+
+mod bid;
+mod meter;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use daisee_control::{Allocation, FlexLoad};
+use daisee_dialogue::audit::BidSetJson;
+use daisee_dialogue::net::{NetError, Node, NodeCommand, NodeEvent, PeerId};
+use daisee_dialogue::{
+    Address, Bid, Clearing, GatewayKey, Member, MeterReport, Phase, SignedBid, Slot, Terms,
+};
+use daisee_hal::{Clock, RelayState, Timestamp};
+use daisee_store::{MarketLog, MarketSlot};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, DialogueConfig};
+use crate::daemon::{Command, Handles};
+use crate::journal::{Journal, Priority};
+use crate::snapshot::Snapshot;
+use meter::{Metered, SlotMeter};
+
+/// Messages waiting between the adapter and its node.
+const QUEUE: usize = 64;
+
+/// How one slot ended, as this gateway executed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The slot's start, ms since 1970.
+    pub slot: i64,
+    /// The price and this gateway's allocation in mW, if the slot cleared; else why not.
+    pub cleared: Result<(Cleared, i64), String>,
+}
+
+/// The community's side of a cleared slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cleared {
+    /// The clearing price step.
+    pub step: u8,
+    /// Its price, in micro-units per kWh.
+    pub price: i64,
+    /// What the community takes from the grid together, in mW (negative: sends).
+    pub grid_mw: i64,
+    /// Power that moves between members rather than to or from the grid, in mW.
+    pub kept_mw: i64,
+}
+
+/// What the dialogue shows: published at every change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialogueStatus {
+    /// The community's name.
+    pub community: String,
+    /// This gateway's libp2p identity.
+    pub peer_id: String,
+    /// Peers connected now.
+    pub peers: u32,
+    /// The latest slot this gateway bid for.
+    pub bid_slot: i64,
+    /// The latest slot that settled.
+    pub last: Option<Outcome>,
+    /// The latest meter report: its slot and its deviation from the allocation in mWh (0 for a
+    /// slot without trade).
+    pub report: Option<(i64, i64)>,
+    /// Messages refused since start.
+    pub rejected: u64,
+}
+
+/// Why the dialogue did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DialogueError {
+    /// This gateway's account is not among the community's members.
+    #[error("this gateway ({0}) is not a member of community `{1}`; add it to [[dialogue.member]]")]
+    NotMember(Address, String),
+    /// The node did not start.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// Starts the dialogue of `config` on the current runtime: its node and the adapter around it.
+pub fn spawn(
+    config: &Config,
+    dialogue: &DialogueConfig,
+    key: GatewayKey,
+    clock: Arc<dyn Clock>,
+    handles: Handles,
+) -> Result<watch::Receiver<DialogueStatus>, DialogueError> {
+    let terms = Arc::clone(&dialogue.terms);
+    let me = key.address();
+    let member = *terms
+        .member(&me)
+        .ok_or_else(|| DialogueError::NotMember(me, terms.community.clone()))?;
+    let peer_id = daisee_dialogue::net::peer_key(&key)?.public().to_peer_id();
+    let node_clock = Arc::clone(&clock);
+    let node = Node::new(
+        key,
+        Arc::clone(&terms),
+        &dialogue.net,
+        Arc::new(move || node_clock.now().0),
+    )?;
+    let (to_node, node_commands) = mpsc::channel(QUEUE);
+    let (node_events, from_node) = mpsc::channel(QUEUE);
+    tokio::spawn(node.run(node_commands, node_events));
+    let (status, shown) = watch::channel(DialogueStatus {
+        community: terms.community.clone(),
+        peer_id: peer_id.to_string(),
+        ..DialogueStatus::default()
+    });
+    let journal = Journal::from_env();
+    let market = config.store.as_ref().and_then(|s| {
+        MarketLog::open(&s.dir.join("history.sqlite"))
+            .map_err(|e| {
+                let message = format!("dialogue: slots are not recorded: {e}");
+                journal.log(Priority::Error, &message, &[]);
+            })
+            .ok()
+    });
+    let adapter = Adapter {
+        terms,
+        me,
+        member,
+        grid: dialogue.grid.clone(),
+        loads: config
+            .relays
+            .iter()
+            .filter_map(|r| r.flex.clone())
+            .collect(),
+        commands: handles.commands,
+        node: to_node,
+        market,
+        journal,
+        status,
+        meter: SlotMeter::default(),
+        bid_for: None,
+        bases: BTreeMap::new(),
+        allocations: BTreeMap::new(),
+        peers: HashSet::new(),
+    };
+    tokio::spawn(adapter.run(handles.snapshots, from_node));
+    Ok(shown)
+}
+
+/// The adapter's state.
+struct Adapter {
+    terms: Arc<Terms>,
+    me: Address,
+    member: Member,
+    grid: String,
+    loads: Vec<FlexLoad>,
+    commands: std::sync::mpsc::SyncSender<Command>,
+    node: mpsc::Sender<NodeCommand>,
+    market: Option<MarketLog>,
+    journal: Journal,
+    status: watch::Sender<DialogueStatus>,
+    meter: SlotMeter,
+    bid_for: Option<Slot>,
+    /// The base load each recent bid assumed, for the budget its allocation leaves.
+    bases: BTreeMap<Slot, i64>,
+    /// This gateway's allocation of each recent slot that cleared, for its report.
+    allocations: BTreeMap<Slot, i64>,
+    peers: HashSet<PeerId>,
+}
+
+impl Adapter {
+    async fn run(
+        mut self,
+        mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+        mut events: mpsc::Receiver<NodeEvent>,
+    ) {
+        loop {
+            tokio::select! {
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    if let Some(s) = snapshot {
+                        self.on_snapshot(&s).await;
+                    }
+                }
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// The flexible loads' nominal power that is on in `s`.
+    fn flexible_on(&self, s: &Snapshot) -> i64 {
+        s.relays
+            .iter()
+            .filter(|r| matches!(r.state, Ok(RelayState::On)))
+            .filter_map(|r| self.loads.iter().find(|l| *l.name == *r.name))
+            .map(|l| l.nominal.0)
+            .sum()
+    }
+
+    /// Meters the slot that ended, if one did, and bids for the next slot while its gate is open.
+    async fn on_snapshot(&mut self, s: &Snapshot) {
+        let Some(grid) = s.channels.iter().find(|c| *c.name == *self.grid) else {
+            return;
+        };
+        let slot = self.terms.slot_at(s.at.0);
+        let flexible = self.flexible_on(s);
+        if let Some(metered) =
+            self.meter
+                .observe(slot, self.terms.slot_ms, s.at, grid.energy, flexible)
+        {
+            self.report(metered).await;
+        }
+        let next = Slot(slot.0 + self.terms.slot_ms);
+        let Ok(reading) = &grid.reading else {
+            return;
+        };
+        if self.bid_for < Some(next) && s.at.0 < self.terms.gate_closure(next) {
+            let base = self.meter.base_mw(reading.power.0, flexible);
+            let bid = Bid {
+                terms: self.terms.digest(),
+                slot: next,
+                powers: bid::curve(&self.terms, &self.member, base, &self.loads),
+            };
+            self.bid_for = Some(next);
+            self.bases.insert(next, base);
+            if self.node.send(NodeCommand::Bid(bid)).await.is_ok() {
+                self.status.send_modify(|st| st.bid_slot = next.0);
+            }
+        }
+    }
+
+    /// Publishes the signed report of a slot that ended and records it.
+    async fn report(&mut self, m: Metered) {
+        let report = MeterReport {
+            terms: self.terms.digest(),
+            slot: m.slot,
+            import_mwh: m.energy.import.0,
+            export_mwh: m.energy.export.0,
+        };
+        let deviation = self
+            .allocations
+            .get(&m.slot)
+            .map_or(0, |a| report.deviation_mwh(*a, self.terms.slot_ms));
+        let _ = self.node.send(NodeCommand::Report(report)).await;
+        if let Some(market) = &self.market
+            && let Err(e) = market.metered(Timestamp(m.slot.0), m.energy)
+        {
+            let message = format!(
+                "dialogue: slot {}: metered energy not recorded: {e}",
+                m.slot.0
+            );
+            self.journal.log(Priority::Error, &message, &[]);
+        }
+        self.status
+            .send_modify(|st| st.report = Some((m.slot.0, deviation)));
+        self.allocations.retain(|s, _| *s > m.slot);
+        self.bases.retain(|s, _| *s > m.slot);
+    }
+
+    fn on_event(&mut self, event: NodeEvent) {
+        match event {
+            NodeEvent::Listening(address) => {
+                let message = format!("dialogue: listening on {address}");
+                self.journal.log(Priority::Info, &message, &[]);
+            }
+            NodeEvent::PeerJoined(peer) => {
+                self.peers.insert(peer);
+                let peers = self.peers.len() as u32;
+                self.status.send_modify(|st| st.peers = peers);
+            }
+            NodeEvent::PeerLeft(peer) => {
+                self.peers.remove(&peer);
+                let peers = self.peers.len() as u32;
+                self.status.send_modify(|st| st.peers = peers);
+            }
+            NodeEvent::Rejected { slot, reason } => {
+                let slot = slot.map_or_else(String::new, |s| s.0.to_string());
+                let message = format!("dialogue: refused a message for slot {slot}: {reason}");
+                let why = reason.to_string();
+                let fields = [
+                    ("DAISEE_SLOT", slot.as_str()),
+                    ("DAISEE_REASON", why.as_str()),
+                ];
+                self.journal.log(Priority::Warning, &message, &fields);
+                self.status.send_modify(|st| st.rejected += 1);
+            }
+            NodeEvent::Settled { slot, phase, bids } => self.settled(slot, &phase, &bids),
+        }
+    }
+
+    /// Executes a settled slot: the allocation to the daemon, the slot to the history and the
+    /// journal.
+    fn settled(&mut self, slot: Slot, phase: &Phase, bids: &[SignedBid]) {
+        let cleared = match phase {
+            Phase::Agreed(clearing) => Ok(self.execute(slot, clearing)),
+            Phase::NoTrade(why) => Err(format!("no trade: {why}")),
+            // Only agreed and no-trade slots are settled.
+            Phase::Open | Phase::GateClosed | Phase::Voting => return,
+        };
+        let outcome = Outcome {
+            slot: slot.0,
+            cleared,
+        };
+        self.journal.log(
+            Priority::Info,
+            &format!("dialogue: {}", describe(&outcome)),
+            &[("DAISEE_SLOT", &slot.0.to_string())],
+        );
+        self.record(slot, &outcome, bids);
+        self.status.send_modify(|st| st.last = Some(outcome));
+    }
+
+    /// Hands this gateway's allocation to the daemon; the community's figures.
+    fn execute(&mut self, slot: Slot, clearing: &Clearing) -> (Cleared, i64) {
+        let mine = clearing
+            .allocations
+            .iter()
+            .find(|(a, _)| *a == self.me)
+            .map_or(0, |(_, p)| *p);
+        self.allocations.insert(slot, mine);
+        let base = self.bases.get(&slot).copied().unwrap_or(mine);
+        let allocation = Allocation {
+            slot: Timestamp(slot.0),
+            length: Duration::from_millis(u64::try_from(self.terms.slot_ms).unwrap_or(0)),
+            budget: bid::budget(mine, base, &self.loads),
+        };
+        if self
+            .commands
+            .try_send(Command::Allocate(allocation))
+            .is_err()
+        {
+            let message = format!(
+                "dialogue: slot {}: the daemon did not take the allocation",
+                slot.0
+            );
+            self.journal.log(Priority::Error, &message, &[]);
+        }
+        let taken: i64 = clearing.allocations.iter().map(|(_, p)| (*p).max(0)).sum();
+        let sent: i64 = clearing.allocations.iter().map(|(_, p)| (-*p).max(0)).sum();
+        let cleared = Cleared {
+            step: clearing.price.0,
+            price: self.terms.basis.price(clearing.price),
+            grid_mw: clearing.grid_mw,
+            kept_mw: taken.min(sent),
+        };
+        (cleared, mine)
+    }
+
+    /// Records a settled slot and its bid set in the history.
+    fn record(&self, slot: Slot, outcome: &Outcome, bids: &[SignedBid]) {
+        let Some(market) = &self.market else { return };
+        let json = BidSetJson::new(&self.terms, slot, bids);
+        let (text, price_step, allocation_mw) = match &outcome.cleared {
+            Ok((c, mine)) => ("agreed".to_owned(), Some(c.step), Some(*mine)),
+            Err(why) => (why.clone(), None, None),
+        };
+        let record = MarketSlot {
+            start: Timestamp(slot.0),
+            outcome: text,
+            price_step,
+            allocation_mw,
+            bid_set: json.to_json(),
+            metered: None,
+        };
+        if let Err(e) = market.settled(&record) {
+            let message = format!("dialogue: slot {} not recorded: {e}", slot.0);
+            self.journal.log(Priority::Error, &message, &[]);
+        }
+    }
+}
+
+/// One line for a settled slot.
+fn describe(outcome: &Outcome) -> String {
+    match &outcome.cleared {
+        Ok((c, mine)) => format!(
+            "slot {} agreed: price {} µ/kWh (step {}), this gateway {} W, the community {} W from the grid, {} W kept local",
+            outcome.slot,
+            c.price,
+            c.step,
+            mine / 1000,
+            c.grid_mw / 1000,
+            c.kept_mw / 1000
+        ),
+        Err(why) => format!("slot {}: {why}", outcome.slot),
+    }
+}
