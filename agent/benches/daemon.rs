@@ -3,8 +3,8 @@
 //!
 //! `cargo bench -p daisee-agent --bench daemon` (needs `dbus-daemon`; `valgrind` for the
 //! instruction counts). It runs the release agent for 30 s on a private bus and reads its /proc
-//! figures, counts the instructions a poll costs it, then drives one in-process loop to time a
-//! breach.
+//! figures, counts the instructions a poll costs it, measures it again in a community of three
+//! gateways bidding in the machine dialogue, then drives one in-process loop to time a breach.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use daisee_agent::config::Config;
 use daisee_agent::daemon::{Command as Order, Daemon};
 use daisee_agent::devices::Devices;
+use daisee_dialogue::GatewayKey;
 use daisee_hal::sim::SimClock;
 use daisee_hal::{Clock, RelayState, Timestamp};
 
@@ -50,6 +51,80 @@ fn config(data: &Path, poll_ms: u64) -> String {
         );
     }
     text
+}
+
+/// Slots of the dialogue in the bench: 90 times as many as the real 15 minutes, so that three
+/// pass in a measurement and its cost shows.
+const BENCH_SLOT_MS: i64 = 10_000;
+
+/// The `[dialogue]` of gateway `me` in a community of `keys` listening on `ports` on loopback,
+/// its key written into `data`.
+fn dialogue(data: &Path, me: usize, keys: &[GatewayKey], ports: &[u16]) -> String {
+    std::fs::create_dir_all(data).expect("data directory");
+    let key_file = data.join("gateway.key");
+    std::fs::write(&key_file, keys[me].to_hex()).expect("key");
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("key mode");
+    let bootstrap: Vec<String> = (0..ports.len())
+        .filter(|i| *i != me)
+        .map(|i| format!("\"/ip4/127.0.0.1/tcp/{}\"", ports[i]))
+        .collect();
+    let mut text = format!(
+        "\n[dialogue]\ncommunity = \"bench\"\ngrid = \"ch0\"\nlisten = [\"/ip4/127.0.0.1/tcp/{}\"]\n\
+         bootstrap = [{}]\nslot_ms = {BENCH_SLOT_MS}\ngate_ms = 3000\ngrace_ms = 2000\nprice_first = 0\n\
+         price_increment = 10000\nprice_steps = 40\nimport_tariff_step = 30\nfeed_in_tariff_step = 8\n\
+         import_cap_w = 100000\nexport_cap_w = 100000\n",
+        ports[me],
+        bootstrap.join(", ")
+    );
+    for key in keys {
+        text += &format!(
+            "\n[[dialogue.member]]\naddress = \"{}\"\nimport_w = 20000\nexport_w = 10000\n",
+            key.address()
+        );
+    }
+    text
+}
+
+/// Measures `binary` as [`measure`] does, in a community of three: two more agents (without
+/// D-Bus) bid with it.
+fn measure_in_community(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64) {
+    let keys: Vec<GatewayKey> = (1..=3u8)
+        .map(|i| GatewayKey::from_secret(&[i; 32]).expect("key"))
+        .collect();
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port")
+        })
+        .collect();
+    let mut peers = Vec::new();
+    for me in 1..3 {
+        let data = dir.join(format!("data-peer-{me}"));
+        let config = dir.join(format!("peer-{me}.toml"));
+        let text = self::config(&data, 1000) + &dialogue(&data, me, &keys, &ports);
+        std::fs::write(&config, text).expect("peer config");
+        peers.push(Running(
+            Command::new(binary)
+                .arg("--config")
+                .arg(&config)
+                .args(["--dbus", "none"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("peer agent"),
+        ));
+    }
+    let data = dir.join("data-dialogue");
+    let config = dir.join("dialogue.toml");
+    let text = self::config(&data, 1000) + &dialogue(&data, 0, &keys, &ports);
+    std::fs::write(&config, text).expect("agent config");
+    measure(binary, &config, bus)
 }
 
 /// CPU time of all threads of `pid` (scheduler statistics, in ns), its resident memory and the
@@ -196,6 +271,15 @@ fn main() {
             instructions.map_or("no valgrind".into(), |n| n.to_string())
         );
     }
+    let (share, rss, anon) = measure_in_community(Path::new(&binary), &dir, &bus);
+    println!(
+        "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
+        format!("  in a dialogue of 3, {} s slots", BENCH_SLOT_MS / 1000),
+        "",
+        rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        ""
+    );
     // The command line beside the agent, if it was built there.
     let ctl = Path::new(&binary).with_file_name("daiseectl");
     if let Ok(m) = std::fs::metadata(&ctl) {

@@ -110,6 +110,26 @@ rated_w = 6000
 loads = ["pv"]
 "#;
 
+/// The gateway's community, of itself alone.
+const DIALOGUE: &str = r#"
+[dialogue]
+community = "alone"
+grid = "grid"
+listen = ["/ip4/127.0.0.1/tcp/0"]
+price_first = 0
+price_increment = 10000
+price_steps = 40
+import_tariff_step = 30
+feed_in_tariff_step = 8
+import_cap_w = 20000
+export_cap_w = 20000
+
+[[dialogue.member]]
+address = "ADDRESS"
+import_w = 9000
+export_w = 6000
+"#;
+
 async fn setup(name: &str) -> Setup {
     let dir = std::env::temp_dir().join(format!("daisee-dbus-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -168,17 +188,24 @@ async fn setup(name: &str) -> Setup {
     let address = format!("unix:path={}", socket.display());
 
     let config = dir.0.join("agent.toml");
-    std::fs::write(
-        &config,
-        CONFIG.replace(
-            "[control]",
-            &format!(
-                "[store]\ndir = \"{}\"\nflush_interval_ms = 200\n\n[control]",
-                dir.0.join("data").display()
-            ),
-        ),
+    // A key of its own, so that the configuration can name it: a community of one.
+    let key = daisee_dialogue::GatewayKey::from_secret(&[7; 32]).unwrap();
+    std::fs::create_dir_all(dir.0.join("data")).unwrap();
+    let key_file = dir.0.join("data/gateway.key");
+    std::fs::write(&key_file, key.to_hex()).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
+    let text = CONFIG.replace(
+        "[control]",
+        &format!(
+            "[store]\ndir = \"{}\"\nflush_interval_ms = 200\n\n[control]",
+            dir.0.join("data").display()
+        ),
+    ) + &DIALOGUE.replace("ADDRESS", &key.address().to_string());
+    std::fs::write(&config, text).unwrap();
     let agent = Running(
         Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
             .arg("--config")
@@ -349,6 +376,7 @@ async fn introspection_matches_the_checked_in_description() {
         "/org/daisee/Gateway1/Relay/boiler",
         "/org/daisee/Gateway1/Inverter/pv",
         "/org/daisee/Gateway1/Controller",
+        "/org/daisee/Gateway1/Dialogue",
         "/org/daisee/Gateway1/History",
         "/org/daisee/Gateway1/Update",
     ] {

@@ -29,8 +29,9 @@ use crate::terms::{Slot, Terms};
 const MAX_MESSAGE: usize = 2048;
 /// The protocol that fetches a peer's bids for a slot.
 const FETCH: StreamProtocol = StreamProtocol::new("/daisee/dialogue/bids/1");
-/// How often the node looks at its slots' deadlines.
-const TICK: Duration = Duration::from_millis(20);
+/// How often the node looks at its slots' deadlines: each look also polls the whole swarm, so
+/// not more often than the shortest grace period needs.
+const TICK: Duration = Duration::from_millis(100);
 /// Slots kept after they settled, for late fetches and reports.
 const KEPT_SLOTS: i64 = 3;
 /// How often bootstrap peers not connected are dialled again (they may start after this node).
@@ -566,7 +567,6 @@ fn behaviour(
         // The dialogue's messages are small; the frames around them (control messages listing
         // many message ids) keep gossipsub's own limit.
         .max_transmit_size_for_topic(MAX_MESSAGE, topic.hash())
-        .heartbeat_interval(Duration::from_millis(500))
         .build()?;
     let gossip =
         gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;

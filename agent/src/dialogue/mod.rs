@@ -315,30 +315,32 @@ impl Adapter {
         self.status.send_modify(|st| st.last = Some(outcome));
     }
 
-    /// Hands this gateway's allocation to the daemon; the community's figures.
+    /// Hands this gateway's allocation to the daemon, if it bid in the slot; the community's
+    /// figures.
     fn execute(&mut self, slot: Slot, clearing: &Clearing) -> (Cleared, i64) {
         let mine = clearing
             .allocations
             .iter()
             .find(|(a, _)| *a == self.me)
-            .map_or(0, |(_, p)| *p);
-        self.allocations.insert(slot, mine);
-        let base = self.bases.get(&slot).copied().unwrap_or(mine);
-        let allocation = Allocation {
-            slot: Timestamp(slot.0),
-            length: Duration::from_millis(u64::try_from(self.terms.slot_ms).unwrap_or(0)),
-            budget: bid::budget(mine, base, &self.loads),
-        };
-        if self
-            .commands
-            .try_send(Command::Allocate(allocation))
-            .is_err()
-        {
-            let message = format!(
-                "dialogue: slot {}: the daemon did not take the allocation",
-                slot.0
-            );
-            self.journal.log(Priority::Error, &message, &[]);
+            .map(|(_, p)| *p);
+        if let (Some(mine), Some(base)) = (mine, self.bases.get(&slot)) {
+            self.allocations.insert(slot, mine);
+            let allocation = Allocation {
+                slot: Timestamp(slot.0),
+                length: Duration::from_millis(u64::try_from(self.terms.slot_ms).unwrap_or(0)),
+                budget: bid::budget(mine, *base, &self.loads),
+            };
+            if self
+                .commands
+                .try_send(Command::Allocate(allocation))
+                .is_err()
+            {
+                let message = format!(
+                    "dialogue: slot {}: the daemon did not take the allocation",
+                    slot.0
+                );
+                self.journal.log(Priority::Error, &message, &[]);
+            }
         }
         let taken: i64 = clearing.allocations.iter().map(|(_, p)| (*p).max(0)).sum();
         let sent: i64 = clearing.allocations.iter().map(|(_, p)| (-*p).max(0)).sum();
@@ -348,7 +350,7 @@ impl Adapter {
             grid_mw: clearing.grid_mw,
             kept_mw: taken.min(sent),
         };
-        (cleared, mine)
+        (cleared, mine.unwrap_or(0))
     }
 
     /// Records a settled slot and its bid set in the history.
