@@ -1,13 +1,17 @@
 //! Gateways as separate `daisee-agent` processes, each on its own `dbus-daemon` with its own key
 //! and history, bidding over real libp2p on loopback in slots of four seconds: they agree slot
 //! after slot, the signed bid sets they kept audit to what each executed, one that is killed is
-//! left out while the rest agree, and a relay held on beyond the allocation shows in the report.
+//! left out while the rest agree, a partition gives no trade on both sides until it heals, and a
+//! relay held on beyond the allocation shows in the report.
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
-use std::net::TcpListener;
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use daisee_api::DialogueProxy;
@@ -41,22 +45,72 @@ impl Drop for Gateway {
     }
 }
 
-/// A free port on loopback (the listener is closed again at once: the agent binds it next).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The connections between gateways of a test that partitions them: each goes through a relay
+/// of the harness, which closes those across the partition while it is cut and refuses new ones
+/// (this kernel has no netem and no packet filter).
+struct Wires {
+    cut: Arc<AtomicBool>,
+    /// Which side of the partition each gateway is on.
+    side: fn(usize) -> bool,
 }
 
-/// The configuration of gateway `i` in a community of `members` (account, port).
-fn config(i: usize, dir: &Path, port: u16, members: &[(String, u16)]) -> String {
+impl Wires {
+    /// A port on loopback that relays to `port`, for gateway `from` dialling gateway `to`.
+    fn relay(&self, from: usize, to: usize, port: u16) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = listener.local_addr().unwrap().port();
+        let across = (self.side)(from) != (self.side)(to);
+        let cut = Arc::clone(&self.cut);
+        std::thread::spawn(move || {
+            for inbound in listener.incoming().flatten() {
+                if across && cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if let Ok(outbound) = TcpStream::connect(("127.0.0.1", port)) {
+                    pump(inbound, outbound, across.then(|| Arc::clone(&cut)));
+                }
+            }
+        });
+        relay
+    }
+}
+
+/// Copies bytes both ways between `a` and `b` until either closes, or `cut` is set.
+fn pump(a: TcpStream, b: TcpStream, cut: Option<Arc<AtomicBool>>) {
+    let done = Arc::new(AtomicBool::new(false));
+    for (mut from, mut to) in [
+        (a.try_clone().unwrap(), b.try_clone().unwrap()),
+        (b.try_clone().unwrap(), a.try_clone().unwrap()),
+    ] {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.flush();
+            let _ = to.shutdown(Shutdown::Both);
+            done.store(true, Ordering::SeqCst);
+        });
+    }
+    if let Some(cut) = cut {
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if cut.load(Ordering::SeqCst) {
+                    let _ = a.shutdown(Shutdown::Both);
+                    let _ = b.shutdown(Shutdown::Both);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+    }
+}
+
+/// The configuration of gateway `i` listening on `port`, dialling `bootstrap`, in a community
+/// of `members`.
+fn config(i: usize, dir: &Path, port: u16, bootstrap: &[u16], members: &[String]) -> String {
     let house = 1000 + 300 * i;
-    let bootstrap: Vec<String> = members
+    let bootstrap: Vec<String> = bootstrap
         .iter()
-        .filter(|(_, p)| *p != port)
-        .map(|(_, p)| format!("\"/ip4/127.0.0.1/tcp/{p}\""))
+        .map(|p| format!("\"/ip4/127.0.0.1/tcp/{p}\""))
         .collect();
     let mut text = format!(
         r#"[gateway]
@@ -118,7 +172,7 @@ export_cap_w = 100000
         dir.join("data").display(),
         bootstrap.join(", ")
     );
-    for (address, _) in members {
+    for address in members {
         text += &format!(
             "\n[[dialogue.member]]\naddress = \"{address}\"\nimport_w = 12000\nexport_w = 6000\n"
         );
@@ -174,15 +228,30 @@ fn bus(dir: &Path) -> (Running, String) {
     (bus, format!("unix:path={}", socket.display()))
 }
 
-/// `n` gateways with keys 1, 2, …, started together.
-fn community(name: &str, n: usize) -> Vec<Gateway> {
+/// `n` gateways with keys 1, 2, …, started together, each dialling every other directly or
+/// through `wires`.
+fn community(name: &str, n: usize, wires: Option<&Wires>) -> Vec<Gateway> {
     let keys: Vec<GatewayKey> = (1..=n)
         .map(|i| GatewayKey::from_secret(&[u8::try_from(i).unwrap(); 32]).unwrap())
         .collect();
-    let members: Vec<(String, u16)> = keys
-        .iter()
-        .map(|k| (k.address().to_string(), free_port()))
+    let members: Vec<String> = keys.iter().map(|k| k.address().to_string()).collect();
+    // Free ports for the agents, held until every relay has its own, then given to the agents.
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    let bootstraps: Vec<Vec<u16>> = (0..n)
+        .map(|i| {
+            (0..n)
+                .filter(|j| *j != i)
+                .map(|j| wires.map_or(ports[j], |w| w.relay(i, j, ports[j])))
+                .collect()
+        })
+        .collect();
+    drop(held);
     let mut gateways = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let dir =
@@ -197,7 +266,8 @@ fn community(name: &str, n: usize) -> Vec<Gateway> {
         )
         .unwrap();
         let config_file = dir.join("agent.toml");
-        std::fs::write(&config_file, config(i, &dir, members[i].1, &members)).unwrap();
+        let text = config(i, &dir, ports[i], &bootstraps[i], &members);
+        std::fs::write(&config_file, text).unwrap();
         let (bus, bus_address) = bus(&dir);
         let agent = Running(
             Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
@@ -210,7 +280,7 @@ fn community(name: &str, n: usize) -> Vec<Gateway> {
                 .unwrap(),
         );
         gateways.push(Gateway {
-            address: members[i].0.clone(),
+            address: members[i].clone(),
             bus_address,
             agent: Some(agent),
             _bus: bus,
@@ -232,7 +302,7 @@ impl Gateway {
             }
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
-        panic!("no Dialogue object on {}", self.bus_address);
+        panic!("no Dialogue object on {}: {}", self.bus_address, self.log());
     }
 
     fn daiseectl(&self, args: &[&str]) -> (bool, String) {
@@ -312,7 +382,7 @@ async fn agreed_everywhere(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_agree_slot_after_slot_and_a_killed_one_is_left_out() {
-    let mut gateways = community("agree", 5);
+    let mut gateways = community("agree", 5, None);
     let mut proxies = Vec::new();
     for g in &gateways {
         proxies.push(g.dialogue().await);
@@ -338,8 +408,43 @@ async fn gateways_agree_slot_after_slot_and_a_killed_one_is_left_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_gives_no_trade_on_both_sides_until_it_heals() {
+    let wires = Wires {
+        cut: Arc::new(AtomicBool::new(false)),
+        side: |g| g < 3,
+    };
+    let gateways = community("partition", 5, Some(&wires));
+    let mut proxies = Vec::new();
+    for g in &gateways {
+        proxies.push(g.dialogue().await);
+    }
+    let whole = bidding(&proxies[0]).await + 2 * SLOT_MS;
+    settled(&proxies, whole).await;
+    assert_eq!(agreed_everywhere(&gateways, &proxies, whole).await, 5);
+
+    // {0, 1, 2} and {3, 4}: neither side is the quorum of four.
+    wires.cut.store(true, Ordering::SeqCst);
+    let apart = bidding(&proxies[0]).await + SLOT_MS;
+    settled(&proxies, apart).await;
+    for (g, p) in gateways.iter().zip(&proxies) {
+        let (outcome, step, ..) = p.slot(apart).await.unwrap();
+        assert!(
+            outcome.starts_with("no trade") && step == -1,
+            "{}: {outcome}",
+            g.address
+        );
+    }
+
+    // Healed: the bootstrap peers are dialled again, and the five agree again.
+    wires.cut.store(false, Ordering::SeqCst);
+    let again = bidding(&proxies[0]).await + 2 * SLOT_MS;
+    settled(&proxies, again).await;
+    assert_eq!(agreed_everywhere(&gateways, &proxies, again).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_held_on_beyond_the_allocation_shows_in_the_signed_report() {
-    let gateways = community("deviation", 3);
+    let gateways = community("deviation", 3, None);
     let mut proxies = Vec::new();
     for g in &gateways {
         proxies.push(g.dialogue().await);

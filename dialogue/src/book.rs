@@ -314,13 +314,18 @@ impl SlotBook {
         &self.phase
     }
 
-    fn outcome(&self) -> Phase {
+    /// Members (this gateway included) whose vote so far is for this book's bid set, double
+    /// voters left out: the slot clears at the end of the grace period if they are a quorum.
+    pub fn agreeing(&self) -> usize {
         let mine = self.digest();
-        let agreeing = self
-            .votes
+        self.votes
             .iter()
             .filter(|(a, d)| **d == mine && !self.double_voters.contains(*a))
-            .count();
+            .count()
+    }
+
+    fn outcome(&self) -> Phase {
+        let agreeing = self.agreeing();
         if agreeing < self.terms.quorum {
             return Phase::NoTrade(NoTrade::NoQuorum {
                 agreeing,

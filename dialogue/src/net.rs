@@ -81,7 +81,42 @@ pub enum NodeEvent {
         phase: Phase,
         /// The signed bids held, for the history and for audits.
         bids: Vec<SignedBid>,
+        /// When (ms since 1970) the node first held a quorum of votes for its bid set, if it did.
+        agreed_at: Option<i64>,
+        /// What the node had received since it started, at settlement.
+        received: Traffic,
     },
+}
+
+/// What a node received: gossiped messages (each counted once, duplicates dropped by gossipsub)
+/// and fetched bids, with their payload bytes (the protocol's messages, without the framing of
+/// noise, yamux and gossipsub).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Messages dropped on purpose, for harnesses of lossy networks (this kernel has no netem): a
+/// share of the gossiped messages a node receives, before it looks at them, from a seeded
+/// sequence so that runs repeat.
+#[derive(Debug, Clone, Copy)]
+struct Loss {
+    permille: u64,
+    state: u64,
+}
+
+impl Loss {
+    /// Whether to drop the next message (SplitMix64).
+    fn next(&mut self) -> bool {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % 1000 < self.permille
+    }
 }
 
 /// Why a node could not start.
@@ -120,6 +155,10 @@ pub struct Node {
     pending: HashMap<request_response::OutboundRequestId, (Slot, Address, [u8; 32])>,
     /// Each bootstrap address, and whether this node's own connection to it is up.
     bootstrap: HashMap<Multiaddr, bool>,
+    /// When each slot's book first held a quorum of votes for its bid set.
+    agreed_at: BTreeMap<Slot, i64>,
+    received: Traffic,
+    loss: Option<Loss>,
 }
 
 /// The account of a peer whose identity is a secp256k1 key (its id holds the key itself).
@@ -180,7 +219,19 @@ impl Node {
             pending: HashMap::new(),
             // Dialled at the first redial, once the node runs.
             bootstrap: net.bootstrap.iter().map(|a| (a.clone(), false)).collect(),
+            agreed_at: BTreeMap::new(),
+            received: Traffic::default(),
+            loss: None,
         })
+    }
+
+    /// Drops `permille` of the gossiped messages this node receives, as a lossy network would,
+    /// from a sequence seeded by `seed`: for harnesses.
+    pub fn lose_messages(&mut self, permille: u16, seed: u64) {
+        self.loss = Some(Loss {
+            permille: u64::from(permille),
+            state: seed,
+        });
     }
 
     /// Runs until `commands` closes, telling `events` what happens.
@@ -325,6 +376,19 @@ impl Node {
                 message_id,
                 message,
             })) => {
+                if self.loss.as_mut().is_some_and(Loss::next) {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossip
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                    return Vec::new();
+                }
+                self.received.messages += 1;
+                self.received.bytes += message.data.len() as u64;
                 let (acceptance, said) = self.on_gossip(message.source, &message.data);
                 self.swarm
                     .behaviour_mut()
@@ -375,6 +439,7 @@ impl Node {
         } else if let Some(holding) = Signed::<Holding>::from_bytes(data) {
             let slot = holding.body.slot;
             let heard = self.book(slot).and_then(|b| b.hear(&holding));
+            self.note_agreement(slot, now);
             // Fetches go to the member's own peer, never to whoever relayed its holding.
             if let (Ok(member), Some(peer)) = (&heard, source)
                 && peer_address(&peer) == Some(*member)
@@ -436,11 +501,23 @@ impl Node {
         }
     }
 
+    /// Notes when `slot`'s book, voting, first holds a quorum of votes for its bid set.
+    fn note_agreement(&mut self, slot: Slot, now: i64) {
+        if let Some(book) = self.books.get(&slot)
+            && *book.phase() == Phase::Voting
+            && book.agreeing() >= self.terms.quorum
+        {
+            self.agreed_at.entry(slot).or_insert(now);
+        }
+    }
+
     /// Offers every bid a peer sent, then publishes this node's holding again if its bid set
     /// changed.
     fn on_fetched(&mut self, response: Vec<Vec<u8>>) -> Vec<NodeEvent> {
         let mut said = Vec::new();
         let mut changed = BTreeSet::new();
+        self.received.messages += response.len() as u64;
+        self.received.bytes += response.iter().map(|b| b.len() as u64).sum::<u64>();
         for bytes in response {
             let Some(bid) = SignedBid::from_bytes(&bytes) else {
                 said.push(NodeEvent::Rejected {
@@ -516,6 +593,7 @@ impl Node {
             }
             if now >= vote_at && self.phase(slot) == Some(&Phase::GateClosed) {
                 self.publish_holding(slot, true);
+                self.note_agreement(slot, now);
             }
             if now >= gate + self.terms.grace_ms
                 && self.phase(slot) == Some(&Phase::Voting)
@@ -526,6 +604,8 @@ impl Node {
                     slot,
                     phase,
                     bids: book.bids(),
+                    agreed_at: self.agreed_at.get(&slot).copied(),
+                    received: self.received,
                 });
             }
         }
@@ -533,10 +613,12 @@ impl Node {
         self.books.retain(|s, _| *s >= oldest);
         self.rounds.retain(|s, _| *s >= oldest);
         self.fetched.retain(|(s, ..)| *s >= oldest);
+        self.agreed_at.retain(|s, _| *s >= oldest);
         said
     }
 
-    /// Asks every member whose digest differs from this node's for its bids, once per digest.
+    /// Asks every member connected to this node whose digest differs from its own for its bids,
+    /// once per digest (the others are reached through the members that fetched from them).
     fn fetch_differing(&mut self, slot: Slot) {
         let Some(book) = self.books.get(&slot) else {
             return;
@@ -548,6 +630,9 @@ impl Node {
             let Some(peer) = self.peers.get(&member).copied() else {
                 continue;
             };
+            if !self.swarm.is_connected(&peer) {
+                continue;
+            }
             if self.fetched.insert((slot, member, digest)) {
                 let id = self.swarm.behaviour_mut().fetch.send_request(&peer, slot);
                 self.pending.insert(id, (slot, member, digest));

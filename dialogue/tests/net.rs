@@ -4,24 +4,19 @@
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
+mod clock;
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use clock::now_ms;
 use daisee_dialogue::net::{NetConfig, Node, NodeCommand, NodeEvent};
 use daisee_dialogue::{Bid, GatewayKey, NoTrade, Phase, Slot, Step, Terms};
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 struct Gateway {
     commands: mpsc::Sender<NodeCommand>,

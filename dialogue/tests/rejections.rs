@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
+mod clock;
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use clock::now_ms;
 use daisee_dialogue::net::{NetConfig, Node, NodeCommand, NodeEvent};
 use daisee_dialogue::{Address, Bid, Body, CurveError, GatewayKey, Phase, Rejection, Slot, Terms};
 use futures_util::StreamExt;
@@ -17,13 +19,6 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, Swarm, identity, noise, tcp, yamux};
 use tokio::sync::mpsc;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// A peer that speaks gossipsub on the community's topic and nothing of the protocol.
 fn raw_peer(topic: &IdentTopic) -> Swarm<gossipsub::Behaviour> {
@@ -194,7 +189,7 @@ async fn every_bad_message_sent_over_the_network_is_refused_with_its_reason() {
     let settled = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             tokio::select! {
-                e = events.recv() => if let Some(NodeEvent::Settled { slot, phase, bids }) = e
+                e = events.recv() => if let Some(NodeEvent::Settled { slot, phase, bids, .. }) = e
                     && slot == open
                 {
                     return (phase, bids);

@@ -289,7 +289,9 @@ impl Adapter {
                 self.journal.log(Priority::Warning, &message, &fields);
                 self.status.send_modify(|st| st.rejected += 1);
             }
-            NodeEvent::Settled { slot, phase, bids } => self.settled(slot, &phase, &bids),
+            NodeEvent::Settled {
+                slot, phase, bids, ..
+            } => self.settled(slot, &phase, &bids),
         }
     }
 
