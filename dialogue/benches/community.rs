@@ -52,11 +52,12 @@ impl Rng {
 /// caps of 3 kW a member, slots timed for `n` nodes sharing two cores.
 fn terms(keys: &[GatewayKey]) -> Terms {
     let n = keys.len();
-    // Every node checks every bid, holding and vote: n² signatures a slot on one machine.
+    // Every node checks every bid, holding and vote: n² signatures a slot on one machine. The
+    // grace period is the real default's (20 s) at most; reconciling a lossy set takes rounds.
     let (slot_ms, gate_ms, grace_ms) = match n {
         0..=20 => (6_000, 2_000, 2_000),
-        21..=60 => (12_000, 5_000, 4_000),
-        _ => (40_000, 16_000, 14_000),
+        21..=60 => (24_000, 8_000, 12_000),
+        _ => (60_000, 20_000, 20_000),
     };
     Terms {
         community: "bench".into(),
