@@ -128,7 +128,7 @@ impl Config {
         let dialogue = file
             .dialogue
             .as_ref()
-            .map(|t| dialogue::dialogue(&at, t, &channels, store.is_some()))
+            .map(|t| dialogue::dialogue(&at, t, &channels, store.is_some(), sim.as_ref()))
             .transpose()?;
         Ok(Config {
             name,

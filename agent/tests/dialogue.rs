@@ -463,8 +463,9 @@ async fn a_load_held_on_beyond_the_allocation_shows_in_the_signed_report() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(p.outcome().await.unwrap(), "agreed");
-        assert_eq!(p.price_step().await.unwrap(), 30);
+        assert!(p.report_slot().await.unwrap() >= from, "no report");
+        let (outcome, step, ..) = p.slot(from).await.unwrap();
+        assert_eq!((outcome.as_str(), step), ("agreed", 30));
         reports.push(p.deviation().await.unwrap());
     }
     // 3 kW for four seconds: 3.3 Wh beyond the allocation; the others within metering error.

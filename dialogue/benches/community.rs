@@ -25,11 +25,10 @@ const SLOTS: usize = 3;
 /// Each node dials this many earlier ones (a connected mesh, as on a LAN with mDNS a few hops).
 const DIALS: usize = 8;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+#[path = "../tests/clock/mod.rs"]
+mod clock;
+
+use clock::now_ms;
 
 /// SplitMix64: the bids repeat from run to run.
 struct Rng(u64);
@@ -135,19 +134,9 @@ fn grid_value(terms: &Terms, grid_mw: i64) -> f64 {
     -(grid_mw as f64) * price as f64
 }
 
-/// The welfare of a clearing of `bids`.
-fn welfare(terms: &Terms, bids: &[Vec<i64>], addresses: &[Address], clearing: &Clearing) -> f64 {
-    let mut total = grid_value(terms, clearing.grid_mw);
-    for (address, power) in &clearing.allocations {
-        if let Some(i) = addresses.iter().position(|a| a == address) {
-            total += value(terms, &bids[i], *power);
-        }
-    }
-    total
-}
-
-/// The welfare without local trade: each gateway alone with the grid.
-fn alone(terms: &Terms, bids: &[Vec<i64>], addresses: &[Address]) -> f64 {
+/// Each gateway alone with the grid (no local trade): its power and its welfare, its own import
+/// paid and export paid for at the tariffs.
+fn alone(terms: &Terms, bids: &[Vec<i64>], addresses: &[Address]) -> Vec<(i64, f64)> {
     bids.iter()
         .zip(addresses)
         .map(|(powers, address)| {
@@ -158,9 +147,42 @@ fn alone(terms: &Terms, bids: &[Vec<i64>], addresses: &[Address]) -> f64 {
                 ..terms.clone()
             };
             let curve = BidCurve::new(powers.clone(), terms.basis.steps, &member).expect("a curve");
-            clear(&lone, &[(*address, curve)]).map_or(0.0, |c| welfare(&lone, bids, addresses, &c))
+            let power = clear(&lone, &[(*address, curve)]).map_or(0, |c| c.grid_mw);
+            (
+                power,
+                value(terms, powers, power) + grid_value(terms, power),
+            )
         })
-        .sum()
+        .collect()
+}
+
+/// The welfare of what was executed: the gateways that agreed draw their allocations and meet
+/// the grid together; the others act alone.
+fn executed(
+    terms: &Terms,
+    bids: &[Vec<i64>],
+    addresses: &[Address],
+    lone: &[(i64, f64)],
+    agreed: &[Option<Clearing>],
+) -> f64 {
+    let mut total = 0.0;
+    let mut together = 0;
+    for i in 0..bids.len() {
+        let allocation = agreed[i].as_ref().and_then(|c| {
+            c.allocations
+                .iter()
+                .find(|(a, _)| *a == addresses[i])
+                .map(|(_, p)| *p)
+        });
+        match allocation {
+            Some(power) => {
+                total += value(terms, &bids[i], power);
+                together += power;
+            }
+            None => total += lone[i].1,
+        }
+    }
+    total + grid_value(terms, together)
 }
 
 /// The optimum by a linear program: every block of every curve a variable bounded by its size,
@@ -298,27 +320,24 @@ async fn run(n: usize, loss_permille: u16) {
             }
         }
         let gate = terms.gate_closure(slot);
-        let mut cleared = None;
-        let mut agreeing = 0usize;
+        let mut clearings = Vec::new();
         for (i, v) in seen.into_iter().flatten().enumerate() {
             messages += v.received.messages - last_traffic[i].messages;
             bytes += v.received.bytes - last_traffic[i].bytes;
             last_traffic[i] = v.received;
-            if let Phase::Agreed(c) = v.phase {
-                agreeing += 1;
-                cleared = Some(c);
-                if let Some(at) = v.agreed_at {
-                    delays.push(at - gate);
+            clearings.push(match v.phase {
+                Phase::Agreed(c) => {
+                    agreed += 1;
+                    delays.extend(v.agreed_at.map(|at| at - gate));
+                    Some(c)
                 }
-            }
+                _ => None,
+            });
         }
-        agreed += agreeing;
         let lone = alone(&terms, &bids, &addresses);
-        let with = cleared.map_or(lone, |c| welfare(&terms, &bids, &addresses, &c));
-        // Gateways that did not agree fall back to the grid alone.
-        achieved += lone + (with - lone) * agreeing as f64 / n as f64;
+        achieved += executed(&terms, &bids, &addresses, &lone, &clearings);
         best += optimum(&terms, &bids);
-        base += lone;
+        base += lone.iter().map(|(_, w)| w).sum::<f64>();
     }
     drop(commands);
     delays.sort_unstable();

@@ -72,11 +72,6 @@ impl MarketLog {
         )?;
         Ok(rows == 1)
     }
-
-    /// The slot starting at `start`, if it settled.
-    pub fn slot(&self, start: Timestamp) -> Result<Option<MarketSlot>, StoreError> {
-        market_slot(&self.conn, start)
-    }
 }
 
 /// The slot starting at `start`, if it settled.

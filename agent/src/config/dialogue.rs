@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::check::{ConfigError, Locator, Names, quote};
+use super::sim::SimSite;
 
 /// The machine dialogue, if the gateway takes part in one.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,12 +62,20 @@ pub(super) fn dialogue(
     table: &Spanned<DialogueTable>,
     channels: &Names,
     store: bool,
+    sim: Option<&SimSite>,
 ) -> Result<DialogueConfig, ConfigError> {
     let (at, t) = (at.table(table.span(), "dialogue"), table.get_ref());
     if !store {
         return Err(at.error(
             "",
             "needs a [store]: the gateway's key and its slots are kept in its directory",
+        ));
+    }
+    // Slots are on the gateway's clock, and peers time out in real seconds.
+    if sim.is_some_and(|s| s.speed != 1) {
+        return Err(at.error(
+            "",
+            "runs in real time: the simulated site's speed must be 1",
         ));
     }
     if !channels.contains(&t.grid) {
@@ -90,8 +99,8 @@ pub(super) fn dialogue(
         },
         import_tariff: Step(t.import_tariff_step),
         feed_in_tariff: Step(t.feed_in_tariff_step),
-        import_cap_mw: t.import_cap_w.saturating_mul(1000),
-        export_cap_mw: t.export_cap_w.saturating_mul(1000),
+        import_cap_mw: milliwatts(t.import_cap_w),
+        export_cap_mw: milliwatts(t.export_cap_w),
         slot_ms: t.slot_ms.unwrap_or(15 * 60 * 1000),
         gate_ms: t.gate_ms.unwrap_or(60 * 1000),
         grace_ms: t.grace_ms.unwrap_or(20 * 1000),
@@ -120,7 +129,7 @@ fn member(at: &Locator<'_>, i: usize, m: &MemberTable) -> Result<Member, ConfigE
         .parse::<Address>()
         .map_err(|_| at.error(&key("address"), "not an account (0x and 40 hex digits)"))?;
     let mw = |k: &str, w: i64| {
-        w.checked_mul(1000)
+        Some(milliwatts(w))
             .filter(|mw| *mw >= 0)
             .ok_or_else(|| at.error(&key(k), format!("{w} W is not a rating")))
     };
@@ -129,6 +138,11 @@ fn member(at: &Locator<'_>, i: usize, m: &MemberTable) -> Result<Member, ConfigE
         import_mw: mw("import_w", m.import_w)?,
         export_mw: mw("export_w", m.export_w)?,
     })
+}
+
+/// Watts as milliwatts; beyond what an i64 holds, the terms' own bounds refuse it.
+fn milliwatts(w: i64) -> i64 {
+    w.saturating_mul(1000)
 }
 
 /// Multiaddresses (`/ip4/127.0.0.1/tcp/4610`), each checked.
@@ -215,5 +229,7 @@ export_w = 0
         );
         let e = Config::parse(&DIALOGUE.replace("[store]\ndir = \"/data\"", "")).unwrap_err();
         assert!(e.message.contains("needs a [store]"), "{e}");
+        let e = Config::parse(&DIALOGUE.replace("[sim]", "[sim]\nspeed = 60")).unwrap_err();
+        assert!(e.message.contains("real time"), "{e}");
     }
 }

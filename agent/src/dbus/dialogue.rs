@@ -19,6 +19,8 @@ pub(super) struct DialogueObject {
     pub(super) shown: Shown,
     /// The history, where settled slots are kept.
     pub(super) history: Option<PathBuf>,
+    /// One query at a time: anyone may ask, and each reads the SD card.
+    pub(super) one_at_a_time: tokio::sync::Semaphore,
 }
 
 /// The properties that change.
@@ -176,6 +178,11 @@ impl DialogueObject {
             .history
             .clone()
             .ok_or_else(|| Error::History("no [store] in the configuration".into()))?;
+        let _turn = self
+            .one_at_a_time
+            .acquire()
+            .await
+            .map_err(|e| Error::History(e.to_string()))?;
         let record =
             tokio::task::spawn_blocking(move || Reader::open(&path)?.market_slot(Timestamp(slot)))
                 .await

@@ -253,6 +253,7 @@ async fn put_dialogue(
         peer_id: now.peer_id.clone(),
         shown: Shown::of(&now),
         history,
+        one_at_a_time: tokio::sync::Semaphore::new(1),
     };
     conn.object_server()
         .at(DIALOGUE_PATH, ReadOnly(object))

@@ -6,6 +6,7 @@
 
 mod bid;
 mod meter;
+mod records;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use daisee_dialogue::{
     Address, Bid, Clearing, GatewayKey, Member, MeterReport, Phase, SignedBid, Slot, Terms,
 };
 use daisee_hal::{Clock, RelayState, Timestamp};
-use daisee_store::{MarketLog, MarketSlot};
+use daisee_store::MarketSlot;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, DialogueConfig};
@@ -26,9 +27,14 @@ use crate::daemon::{Command, Handles};
 use crate::journal::{Journal, Priority};
 use crate::snapshot::Snapshot;
 use meter::{Metered, SlotMeter};
+use records::Records;
 
 /// Messages waiting between the adapter and its node.
 const QUEUE: usize = 64;
+
+/// Refusals logged one by one per slot; any peer can send bad messages, and the journal is on
+/// the SD card. The rest are counted, and summed up when the slot settles.
+const LOGGED_REFUSALS: u32 = 10;
 
 /// How one slot ended, as this gateway executed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,15 +118,10 @@ pub fn spawn(
         peer_id: peer_id.to_string(),
         ..DialogueStatus::default()
     });
-    let journal = Journal::from_env();
-    let market = config.store.as_ref().and_then(|s| {
-        MarketLog::open(&s.dir.join("history.sqlite"))
-            .map_err(|e| {
-                let message = format!("dialogue: slots are not recorded: {e}");
-                journal.log(Priority::Error, &message, &[]);
-            })
-            .ok()
-    });
+    let records = config
+        .store
+        .as_ref()
+        .map(|s| Records::open(s.dir.join("history.sqlite")));
     let adapter = Adapter {
         terms,
         me,
@@ -133,11 +134,12 @@ pub fn spawn(
             .collect(),
         commands: handles.commands,
         node: to_node,
-        market,
-        journal,
+        records,
+        journal: Journal::from_env(),
         status,
         meter: SlotMeter::default(),
         bid_for: None,
+        refusals: 0,
         bases: BTreeMap::new(),
         allocations: BTreeMap::new(),
         peers: HashSet::new(),
@@ -155,11 +157,13 @@ struct Adapter {
     loads: Vec<FlexLoad>,
     commands: std::sync::mpsc::SyncSender<Command>,
     node: mpsc::Sender<NodeCommand>,
-    market: Option<MarketLog>,
+    records: Option<Records>,
     journal: Journal,
     status: watch::Sender<DialogueStatus>,
     meter: SlotMeter,
     bid_for: Option<Slot>,
+    /// Refusals since the latest slot settled.
+    refusals: u32,
     /// The base load each recent bid assumed, for the budget its allocation leaves.
     bases: BTreeMap<Slot, i64>,
     /// This gateway's allocation of each recent slot that cleared, for its report.
@@ -209,18 +213,19 @@ impl Adapter {
         };
         let slot = self.terms.slot_at(s.at.0);
         let flexible = self.flexible_on(s);
-        if let Some(metered) =
-            self.meter
-                .observe(slot, self.terms.slot_ms, s.at, grid.energy, flexible)
+        let reading = grid.reading.as_ref().ok();
+        let energy = reading.map(|_| grid.energy);
+        if let Some(metered) = self
+            .meter
+            .observe(slot, self.terms.slot_ms, s.at, energy, flexible)
         {
             self.report(metered).await;
         }
         let next = Slot(slot.0 + self.terms.slot_ms);
-        let Ok(reading) = &grid.reading else {
-            return;
-        };
         if self.bid_for < Some(next) && s.at.0 < self.terms.gate_closure(next) {
-            let base = self.meter.base_mw(reading.power.0, flexible);
+            let Some(base) = self.meter.base_mw(reading.map(|r| r.power.0), flexible) else {
+                return;
+            };
             let bid = Bid {
                 terms: self.terms.digest(),
                 slot: next,
@@ -247,14 +252,8 @@ impl Adapter {
             .get(&m.slot)
             .map_or(0, |a| report.deviation_mwh(*a, self.terms.slot_ms));
         let _ = self.node.send(NodeCommand::Report(report)).await;
-        if let Some(market) = &self.market
-            && let Err(e) = market.metered(Timestamp(m.slot.0), m.energy)
-        {
-            let message = format!(
-                "dialogue: slot {}: metered energy not recorded: {e}",
-                m.slot.0
-            );
-            self.journal.log(Priority::Error, &message, &[]);
+        if let Some(records) = &self.records {
+            records.metered(Timestamp(m.slot.0), m.energy);
         }
         self.status
             .send_modify(|st| st.report = Some((m.slot.0, deviation)));
@@ -279,6 +278,11 @@ impl Adapter {
                 self.status.send_modify(|st| st.peers = peers);
             }
             NodeEvent::Rejected { slot, reason } => {
+                self.refusals += 1;
+                self.status.send_modify(|st| st.rejected += 1);
+                if self.refusals > LOGGED_REFUSALS {
+                    return;
+                }
                 let slot = slot.map_or_else(String::new, |s| s.0.to_string());
                 let message = format!("dialogue: refused a message for slot {slot}: {reason}");
                 let why = reason.to_string();
@@ -287,7 +291,6 @@ impl Adapter {
                     ("DAISEE_REASON", why.as_str()),
                 ];
                 self.journal.log(Priority::Warning, &message, &fields);
-                self.status.send_modify(|st| st.rejected += 1);
             }
             NodeEvent::Settled {
                 slot, phase, bids, ..
@@ -298,6 +301,14 @@ impl Adapter {
     /// Executes a settled slot: the allocation to the daemon, the slot to the history and the
     /// journal.
     fn settled(&mut self, slot: Slot, phase: &Phase, bids: &[SignedBid]) {
+        if self.refusals > LOGGED_REFUSALS {
+            let message = format!(
+                "dialogue: {} more messages refused (each is counted in Rejected on D-Bus)",
+                self.refusals - LOGGED_REFUSALS
+            );
+            self.journal.log(Priority::Warning, &message, &[]);
+        }
+        self.refusals = 0;
         let cleared = match phase {
             Phase::Agreed(clearing) => Ok(self.execute(slot, clearing)),
             Phase::NoTrade(why) => Err(format!("no trade: {why}")),
@@ -357,7 +368,7 @@ impl Adapter {
 
     /// Records a settled slot and its bid set in the history.
     fn record(&self, slot: Slot, outcome: &Outcome, bids: &[SignedBid]) {
-        let Some(market) = &self.market else { return };
+        let Some(records) = &self.records else { return };
         let json = BidSetJson::new(&self.terms, slot, bids);
         let (text, price_step, allocation_mw) = match &outcome.cleared {
             Ok((c, mine)) => ("agreed".to_owned(), Some(c.step), Some(*mine)),
@@ -371,10 +382,7 @@ impl Adapter {
             bid_set: json.to_json(),
             metered: None,
         };
-        if let Err(e) = market.settled(&record) {
-            let message = format!("dialogue: slot {} not recorded: {e}", slot.0);
-            self.journal.log(Priority::Error, &message, &[]);
-        }
+        records.settled(record);
     }
 }
 
