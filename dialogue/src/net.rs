@@ -34,7 +34,8 @@ const FETCH: StreamProtocol = StreamProtocol::new("/daisee/dialogue/bids/1");
 const TICK: Duration = Duration::from_millis(100);
 /// Slots kept after they settled, for late fetches and reports.
 const KEPT_SLOTS: i64 = 3;
-/// How often bootstrap peers not connected are dialled again (they may start after this node).
+/// How often bootstrap peers not connected are dialled again (they may start after this node),
+/// and listening addresses not bound are tried again (another program may hold the port).
 const REDIAL: Duration = Duration::from_secs(2);
 
 /// Where the node listens and whom it knows.
@@ -62,6 +63,9 @@ pub enum NodeCommand {
 pub enum NodeEvent {
     /// The node listens on this address.
     Listening(Multiaddr),
+    /// The node could not listen on this address, for this reason; it tries again, and dials
+    /// out meanwhile.
+    NotListening(Multiaddr, String),
     /// A peer subscribed to the community's topic.
     PeerJoined(PeerId),
     /// The last connection to a peer closed.
@@ -128,9 +132,6 @@ pub enum NetError {
     /// The transport or a behaviour could not be built.
     #[error("libp2p: {0}")]
     Build(String),
-    /// Listening failed.
-    #[error("listening on {0}: {1}")]
-    Listen(Multiaddr, String),
 }
 
 #[derive(NetworkBehaviour)]
@@ -155,10 +156,29 @@ pub struct Node {
     pending: HashMap<request_response::OutboundRequestId, (Slot, Address, [u8; 32])>,
     /// Each bootstrap address, and whether this node's own connection to it is up.
     bootstrap: HashMap<Multiaddr, bool>,
+    /// Each address to listen on, and its listener while it has one.
+    listen: HashMap<Multiaddr, Listener>,
     /// When each slot's book first held a quorum of votes for its bid set.
     agreed_at: BTreeMap<Slot, i64>,
     received: Traffic,
     loss: Option<Loss>,
+}
+
+/// Whether an address to listen on has a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// Listening.
+    Bound(libp2p::core::transport::ListenerId),
+    /// Not listening; `told` once the owner heard why.
+    Unbound { told: bool },
+}
+
+/// Why listening failed, in words (libp2p's error shows nothing of an I/O error but its source).
+fn why_not(e: &libp2p::TransportError<io::Error>) -> String {
+    match e {
+        libp2p::TransportError::MultiaddrNotSupported(a) => format!("{a} is not a TCP address"),
+        libp2p::TransportError::Other(e) => e.to_string(),
+    }
 }
 
 /// The account of a peer whose identity is a secp256k1 key (its id holds the key itself).
@@ -201,11 +221,6 @@ impl Node {
             .gossip
             .subscribe(&topic)
             .map_err(|e| NetError::Build(e.to_string()))?;
-        for address in &net.listen {
-            swarm
-                .listen_on(address.clone())
-                .map_err(|e| NetError::Listen(address.clone(), e.to_string()))?;
-        }
         Ok(Self {
             swarm,
             topic,
@@ -219,6 +234,12 @@ impl Node {
             pending: HashMap::new(),
             // Dialled at the first redial, once the node runs.
             bootstrap: net.bootstrap.iter().map(|a| (a.clone(), false)).collect(),
+            // Bound at the first redial, once the node runs.
+            listen: net
+                .listen
+                .iter()
+                .map(|a| (a.clone(), Listener::Unbound { told: false }))
+                .collect(),
             agreed_at: BTreeMap::new(),
             received: Traffic::default(),
             loss: None,
@@ -272,7 +293,36 @@ impl Node {
         for (address, _) in self.bootstrap.iter().filter(|(_, up)| !**up) {
             let _ = self.swarm.dial(address.clone());
         }
-        Vec::new()
+        self.relisten()
+    }
+
+    /// Listens on every address that has no listener, telling the first failure of each run of
+    /// failures: a port held by another program is no reason not to take part by dialling out.
+    fn relisten(&mut self) -> Vec<NodeEvent> {
+        let mut said = Vec::new();
+        for (address, listener) in &mut self.listen {
+            let Listener::Unbound { told } = listener else {
+                continue;
+            };
+            match self.swarm.listen_on(address.clone()) {
+                Ok(id) => *listener = Listener::Bound(id),
+                Err(e) if !*told => {
+                    *told = true;
+                    said.push(NodeEvent::NotListening(address.clone(), why_not(&e)));
+                }
+                Err(_) => {}
+            }
+        }
+        said
+    }
+
+    /// Notes that a listener closed, so that its address is bound again at the next redial.
+    fn listener_closed(&mut self, id: libp2p::core::transport::ListenerId) {
+        for listener in self.listen.values_mut() {
+            if *listener == Listener::Bound(id) {
+                *listener = Listener::Unbound { told: false };
+            }
+        }
     }
 
     /// Notes whether this node's own connection to a bootstrap address is up.
@@ -354,6 +404,10 @@ impl Node {
     fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) -> Vec<NodeEvent> {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => vec![NodeEvent::Listening(address)],
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.listener_closed(listener_id);
+                Vec::new()
+            }
             SwarmEvent::ConnectionEstablished { endpoint, .. } => {
                 self.dialled(&endpoint, true);
                 Vec::new()

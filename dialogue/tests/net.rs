@@ -1,6 +1,6 @@
 //! Gateways over real libp2p on loopback (TCP, noise, yamux, gossipsub, request-response): five
 //! agree on the same clearing for consecutive slots, and still do with one of them stopped; a
-//! partition gives no trade on both sides.
+//! partition gives no trade on both sides; a node whose port is taken dials out, then listens.
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
@@ -83,6 +83,20 @@ impl Wires {
     }
 }
 
+/// Starts a node listening on `listen` and dialling `bootstrap`.
+fn spawn(key: &GatewayKey, terms: &Arc<Terms>, listen: &str, bootstrap: Vec<Multiaddr>) -> Gateway {
+    let net = NetConfig {
+        listen: vec![listen.parse().unwrap()],
+        bootstrap,
+        mdns: false,
+    };
+    let node = Node::new(key.clone(), terms.clone(), &net, Arc::new(now_ms)).unwrap();
+    let (commands, inbox) = mpsc::channel(16);
+    let (outbox, events) = mpsc::channel(256);
+    tokio::spawn(node.run(inbox, outbox));
+    Gateway { commands, events }
+}
+
 /// Starts a node per key, each dialing those before it through `wires` (as mDNS would find
 /// them on a LAN); returns them once each sees every other.
 async fn start(keys: &[GatewayKey], terms: &Arc<Terms>, wires: &Wires) -> Vec<Gateway> {
@@ -93,16 +107,7 @@ async fn start(keys: &[GatewayKey], terms: &Arc<Terms>, wires: &Wires) -> Vec<Ga
         for (j, address) in addresses.iter().enumerate() {
             bootstrap.push(wires.relay(i, j, address).await);
         }
-        let net = NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            bootstrap,
-            mdns: false,
-        };
-        let node = Node::new(key.clone(), terms.clone(), &net, Arc::new(now_ms)).unwrap();
-        let (commands, inbox) = mpsc::channel(16);
-        let (outbox, events) = mpsc::channel(256);
-        tokio::spawn(node.run(inbox, outbox));
-        let mut g = Gateway { commands, events };
+        let mut g = spawn(key, terms, "/ip4/127.0.0.1/tcp/0", bootstrap);
         let address = g
             .next(Duration::from_secs(5), |e| match e {
                 NodeEvent::Listening(a) => Some(a),
@@ -213,4 +218,52 @@ async fn a_partition_gives_no_trade_on_both_sides() {
             "gateway {g}: {phase:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_port_is_taken_dials_out_and_listens_once_the_port_is_free() {
+    let keys = common::keys(3);
+    let terms = common::terms(&keys, 4_000, 1_500, 1_000);
+    let mut first = spawn(&keys[0], &terms, "/ip4/127.0.0.1/tcp/0", Vec::new());
+    let first_address = first
+        .next(Duration::from_secs(5), |e| match e {
+            NodeEvent::Listening(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let wanted = format!("/ip4/127.0.0.1/tcp/{port}");
+    let mut second = spawn(&keys[1], &terms, &wanted, vec![first_address]);
+    let (address, why) = second
+        .next(Duration::from_secs(5), |e| match e {
+            NodeEvent::NotListening(a, why) => Some((a, why)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(address.to_string(), wanted);
+    assert!(why.contains("in use"), "{why}");
+    // Not listening, it still takes part: it dialled the first.
+    second
+        .next(Duration::from_secs(20), |e| match e {
+            NodeEvent::PeerJoined(p) => Some(p),
+            _ => None,
+        })
+        .await;
+    drop(squatter);
+    let bound = second
+        .next(Duration::from_secs(10), |e| match e {
+            NodeEvent::Listening(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    assert_eq!(bound.to_string(), wanted);
+    // Now a third reaches it on its port.
+    let mut third = spawn(&keys[2], &terms, "/ip4/127.0.0.1/tcp/0", vec![bound]);
+    third
+        .next(Duration::from_secs(20), |e| match e {
+            NodeEvent::PeerJoined(p) => Some(p),
+            _ => None,
+        })
+        .await;
 }

@@ -267,6 +267,12 @@ impl Adapter {
                 let message = format!("dialogue: listening on {address}");
                 self.journal.log(Priority::Info, &message, &[]);
             }
+            NodeEvent::NotListening(address, why) => {
+                let message = format!(
+                    "dialogue: cannot listen on {address}: {why}; trying again, dialling out meanwhile"
+                );
+                self.journal.log(Priority::Warning, &message, &[]);
+            }
             NodeEvent::PeerJoined(peer) => {
                 self.peers.insert(peer);
                 let peers = self.peers.len() as u32;
