@@ -2,7 +2,8 @@
 //! and history, bidding over real libp2p on loopback in slots of four seconds: they agree slot
 //! after slot, the signed bid sets they kept audit to what each executed, one that is killed is
 //! left out while the rest agree, a partition gives no trade on both sides until it heals, and a
-//! relay held on beyond the allocation shows in the report.
+//! relay held on beyond the allocation shows in the report; over the feeder's export cap, the
+//! inverters share the curtailment and each export limiter holds its home to its allocation.
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
@@ -104,10 +105,30 @@ fn pump(a: TcpStream, b: TcpStream, cut: Option<Arc<AtomicBool>>) {
     }
 }
 
+/// The street's weather: cloudy, each home imports; sunny, each home has PV behind a curtailable
+/// SunSpec inverter (4 to 12 kW at noon, as the simulated clouds go), a 1 kW charger, and the
+/// feeder takes at most 2 kW of export.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Weather {
+    Cloudy,
+    Sunny,
+}
+
 /// The configuration of gateway `i` listening on `port`, dialling `bootstrap`, in a community
 /// of `members`.
-fn config(i: usize, dir: &Path, port: u16, bootstrap: &[u16], members: &[String]) -> String {
+fn config(
+    i: usize,
+    dir: &Path,
+    port: u16,
+    bootstrap: &[u16],
+    members: &[String],
+    weather: Weather,
+) -> String {
     let house = 1000 + 300 * i;
+    let (start, grid_loads, ev_w, export_cap_w) = match weather {
+        Weather::Cloudy => ("", r#""house", "ev""#, 3000, 100_000),
+        Weather::Sunny => ("start = \"12:00\"", r#""house", "ev", "pv""#, 1000, 2_000),
+    };
     let bootstrap: Vec<String> = bootstrap
         .iter()
         .map(|p| format!("\"/ip4/127.0.0.1/tcp/{p}\""))
@@ -119,6 +140,7 @@ poll_interval_ms = 200
 
 [sim]
 seed = {i}
+{start}
 
 [[sim.load]]
 name = "house"
@@ -128,13 +150,13 @@ power_w = {house}
 [[sim.load]]
 name = "ev"
 profile = "constant"
-power_w = 3000
+power_w = {ev_w}
 relay = "ev"
 
 [[sensor]]
 name = "grid"
 backend = "sim"
-loads = ["house", "ev"]
+loads = [{grid_loads}]
 
 [control]
 grid = "grid"
@@ -143,7 +165,7 @@ grid = "grid"
 name = "ev"
 backend = "sim"
 safe_state = "off"
-nominal_w = 3000
+nominal_w = {ev_w}
 priority = 1
 min_on_s = 0
 min_off_s = 0
@@ -167,18 +189,41 @@ price_steps = 40
 import_tariff_step = 30
 feed_in_tariff_step = 8
 import_cap_w = 100000
-export_cap_w = 100000
+export_cap_w = {export_cap_w}
 "#,
         dir.join("data").display(),
         bootstrap.join(", ")
     );
     for address in members {
         text += &format!(
-            "\n[[dialogue.member]]\naddress = \"{address}\"\nimport_w = 12000\nexport_w = 6000\n"
+            "\n[[dialogue.member]]\naddress = \"{address}\"\nimport_w = 12000\nexport_w = 15000\n"
         );
+    }
+    if weather == Weather::Sunny {
+        text += SUNNY;
     }
     text
 }
+
+/// The PV of a sunny home and its inverter, served on loopback by the agent's simulated site.
+const SUNNY: &str = r#"
+[[sim.load]]
+name = "pv"
+profile = "solar"
+peak_w = 12000
+
+[[modbus]]
+name = "lan"
+backend = "sim"
+
+[[inverter]]
+name = "pv_inverter"
+modbus = "lan"
+unit = 2
+sunspec = true
+rated_w = 12000
+loads = ["pv"]
+"#;
 
 /// A bus that lets anyone own and call anything: each gateway is alone on its own.
 fn bus(dir: &Path) -> (Running, String) {
@@ -230,7 +275,7 @@ fn bus(dir: &Path) -> (Running, String) {
 
 /// `n` gateways with keys 1, 2, …, started together, each dialling every other directly or
 /// through `wires`.
-fn community(name: &str, n: usize, wires: Option<&Wires>) -> Vec<Gateway> {
+fn community(name: &str, n: usize, wires: Option<&Wires>, weather: Weather) -> Vec<Gateway> {
     let keys: Vec<GatewayKey> = (1..=n)
         .map(|i| GatewayKey::from_secret(&[u8::try_from(i).unwrap(); 32]).unwrap())
         .collect();
@@ -266,7 +311,7 @@ fn community(name: &str, n: usize, wires: Option<&Wires>) -> Vec<Gateway> {
         )
         .unwrap();
         let config_file = dir.join("agent.toml");
-        let text = config(i, &dir, ports[i], &bootstraps[i], &members);
+        let text = config(i, &dir, ports[i], &bootstraps[i], &members, weather);
         std::fs::write(&config_file, text).unwrap();
         let (bus, bus_address) = bus(&dir);
         let agent = Running(
@@ -382,7 +427,7 @@ async fn agreed_everywhere(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_agree_slot_after_slot_and_a_killed_one_is_left_out() {
-    let mut gateways = community("agree", 5, None);
+    let mut gateways = community("agree", 5, None, Weather::Cloudy);
     let mut proxies = Vec::new();
     for g in &gateways {
         proxies.push(g.dialogue().await);
@@ -413,7 +458,7 @@ async fn a_partition_gives_no_trade_on_both_sides_until_it_heals() {
         cut: Arc::new(AtomicBool::new(false)),
         side: |g| g < 3,
     };
-    let gateways = community("partition", 5, Some(&wires));
+    let gateways = community("partition", 5, Some(&wires), Weather::Cloudy);
     let mut proxies = Vec::new();
     for g in &gateways {
         proxies.push(g.dialogue().await);
@@ -444,7 +489,7 @@ async fn a_partition_gives_no_trade_on_both_sides_until_it_heals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_held_on_beyond_the_allocation_shows_in_the_signed_report() {
-    let gateways = community("deviation", 3, None);
+    let gateways = community("deviation", 3, None, Weather::Cloudy);
     let mut proxies = Vec::new();
     for g in &gateways {
         proxies.push(g.dialogue().await);
@@ -477,5 +522,45 @@ async fn a_load_held_on_beyond_the_allocation_shows_in_the_signed_report() {
     );
     for r in &reports[1..] {
         assert!(r.abs() < held / 8, "{reports:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_feeders_export_cap_the_inverters_share_the_curtailment() {
+    let gateways = community("curtailed", 3, None, Weather::Sunny);
+    let mut proxies = Vec::new();
+    for g in &gateways {
+        proxies.push(g.dialogue().await);
+    }
+    // At noon the three homes export 5.7 kW or more with every charger on: over the feeder's
+    // 2 kW, so the price falls to step 1, where the bids give up their inverters' production.
+    let slot = bidding(&proxies[0]).await + 2 * SLOT_MS;
+    settled(&proxies, slot).await;
+    let mut allocations = Vec::new();
+    for (g, p) in gateways.iter().zip(&proxies) {
+        let (outcome, step, allocation, _) = p.slot(slot).await.unwrap();
+        assert_eq!((outcome.as_str(), step), ("agreed", 1), "{}", g.log());
+        allocations.push(allocation);
+    }
+    assert_eq!(
+        allocations.iter().sum::<i64>(),
+        -2_000_000,
+        "the feeder's cap"
+    );
+    // Each export limiter held its home to its allocation: without it each would have
+    // exported 1.2 kW more or so, 1.3 Wh in the slot.
+    for (g, p) in gateways.iter().zip(&proxies) {
+        for _ in 0..300 {
+            if p.report_slot().await.unwrap() >= slot {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let deviation = p.deviation().await.unwrap();
+        assert!(
+            deviation > -300,
+            "{deviation} mWh beyond {allocations:?}: {}",
+            g.log()
+        );
     }
 }

@@ -35,7 +35,8 @@ pub struct ImportLimit {
     pub hysteresis: MilliWatts,
 }
 
-/// A power budget for the flexible loads in one 15-minute slot (from the dialogue).
+/// What the dialogue allows the building in one slot: a power budget for the flexible loads and,
+/// when the clearing curtailed its inverters, an export limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Allocation {
     /// Start of the slot.
@@ -44,6 +45,8 @@ pub struct Allocation {
     pub length: Duration,
     /// The most the flexible loads may draw together (their nominal powers).
     pub budget: MilliWatts,
+    /// The most the building may export in the slot, if the clearing curtailed its inverters.
+    pub export_limit: Option<MilliWatts>,
 }
 
 /// How the controller works.
@@ -266,6 +269,14 @@ impl Controller {
         self.allocations.push(allocation);
     }
 
+    /// The allocation of the slot under way at `now`, if the dialogue gave one.
+    pub fn allocation(&self, now: Timestamp) -> Option<Allocation> {
+        self.allocations
+            .iter()
+            .copied()
+            .find(|a| (a.slot..a.slot.plus(a.length)).contains(&now))
+    }
+
     /// Changes the settings (a new import limit from the configuration).
     pub fn set_settings(&mut self, settings: Settings) {
         self.settings = settings;
@@ -414,12 +425,7 @@ impl Controller {
         }
 
         self.allocations.retain(|a| now < a.slot.plus(a.length));
-        if let Some(a) = self
-            .allocations
-            .iter()
-            .copied()
-            .find(|a| (a.slot..a.slot.plus(a.length)).contains(&now))
-        {
+        if let Some(a) = self.allocation(now) {
             // Loads that are on and may not go off yet draw what they draw: they use the budget
             // first. Then the most important loads, as long as the budget holds them.
             let locked = |c: &Controlled| {

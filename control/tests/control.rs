@@ -273,6 +273,7 @@ fn an_allocation_counts_loads_that_cannot_go_off_yet() {
         slot: at(360),
         length: Duration::from_secs(900),
         budget: MilliWatts(4_600_000),
+        export_limit: None,
     });
     let commands = c.tick(at(360), Some((at(360), MilliWatts(0))));
     assert_eq!(
@@ -381,6 +382,7 @@ fn an_allocation_caps_the_flexible_loads_in_its_slot() {
         slot: at(0),
         length: Duration::from_secs(900),
         budget: MilliWatts(4_600_000),
+        export_limit: None,
     });
     for s in 0..10 {
         c.tick(at(s), Some((at(s), MilliWatts(0))));
@@ -393,6 +395,7 @@ fn an_allocation_caps_the_flexible_loads_in_its_slot() {
         slot: at(900),
         length: Duration::from_secs(900),
         budget: MilliWatts(10_000_000),
+        export_limit: None,
     });
     for s in 10..20 {
         c.tick(at(s), Some((at(s), MilliWatts(0))));

@@ -20,7 +20,7 @@ pub use libp2p::{Multiaddr, PeerId};
 
 use crate::bid::{Bid, SignedBid};
 use crate::book::{Phase, Rejection, SlotBook};
-use crate::key::{Address, GatewayKey, address_of_public};
+use crate::key::{Address, GatewayKey, address_of_public, keccak256};
 use crate::message::{Holding, MeterReport};
 use crate::signed::{Body, Signed};
 use crate::terms::{Slot, Terms};
@@ -34,6 +34,9 @@ const FETCH: StreamProtocol = StreamProtocol::new("/daisee/dialogue/bids/1");
 const TICK: Duration = Duration::from_millis(100);
 /// Slots kept after they settled, for late fetches and reports.
 const KEPT_SLOTS: i64 = 3;
+/// How long a message may wait to be sent: the shortest window the default terms give a message
+/// (the half of the grace period between holdings and votes).
+const QUEUED: Duration = Duration::from_secs(10);
 /// How often bootstrap peers not connected are dialled again (they may start after this node),
 /// and listening addresses not bound are tried again (another program may hold the port).
 const REDIAL: Duration = Duration::from_secs(2);
@@ -151,6 +154,7 @@ pub struct Node {
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     books: BTreeMap<Slot, SlotBook>,
     rounds: BTreeMap<Slot, u32>,
+    /// The members connected to this node, by account: their peer id is their key.
     peers: HashMap<Address, PeerId>,
     fetched: HashSet<(Slot, Address, [u8; 32])>,
     pending: HashMap<request_response::OutboundRequestId, (Slot, Address, [u8; 32])>,
@@ -408,8 +412,13 @@ impl Node {
                 self.listener_closed(listener_id);
                 Vec::new()
             }
-            SwarmEvent::ConnectionEstablished { endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
                 self.dialled(&endpoint, true);
+                if let Some(member) = peer_address(&peer_id) {
+                    self.peers.insert(member, peer_id);
+                }
                 Vec::new()
             }
             SwarmEvent::ConnectionClosed {
@@ -420,6 +429,7 @@ impl Node {
             } => {
                 self.dialled(&endpoint, false);
                 if num_established == 0 {
+                    self.peers.retain(|_, p| *p != peer_id);
                     vec![NodeEvent::PeerLeft(peer_id)]
                 } else {
                     Vec::new()
@@ -443,7 +453,7 @@ impl Node {
                 }
                 self.received.messages += 1;
                 self.received.bytes += message.data.len() as u64;
-                let (acceptance, said) = self.on_gossip(message.source, &message.data);
+                let (acceptance, said) = self.on_gossip(&message.data);
                 self.swarm
                     .behaviour_mut()
                     .gossip
@@ -478,11 +488,7 @@ impl Node {
     }
 
     /// Takes one gossiped message: accepted (and forwarded), ignored, or rejected with a reason.
-    fn on_gossip(
-        &mut self,
-        source: Option<PeerId>,
-        data: &[u8],
-    ) -> (MessageAcceptance, Vec<NodeEvent>) {
+    fn on_gossip(&mut self, data: &[u8]) -> (MessageAcceptance, Vec<NodeEvent>) {
         let now = self.now();
         let result = if let Some(bid) = SignedBid::from_bytes(data) {
             let slot = bid.body.slot;
@@ -494,12 +500,6 @@ impl Node {
             let slot = holding.body.slot;
             let heard = self.book(slot).and_then(|b| b.hear(&holding));
             self.note_agreement(slot, now);
-            // Fetches go to the member's own peer, never to whoever relayed its holding.
-            if let (Ok(member), Some(peer)) = (&heard, source)
-                && peer_address(&peer) == Some(*member)
-            {
-                self.peers.insert(*member, peer);
-            }
             (Some(slot), heard.map(|_| ()))
         } else if let Some(report) = Signed::<MeterReport>::from_bytes(data) {
             let slot = report.body.slot;
@@ -700,15 +700,22 @@ fn behaviour(
     mdns: bool,
     topic: &IdentTopic,
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    // Every dialogue message is signed by its gateway's key, which is also its peer id: a second
+    // signature by gossipsub would be checked on each copy a node receives (several per message
+    // in a mesh), before duplicates are dropped. Messages go anonymous, named by their hash.
     let gossip_config = gossipsub::ConfigBuilder::default()
-        .validation_mode(ValidationMode::Strict)
+        .validation_mode(ValidationMode::Anonymous)
+        .message_id_fn(|m| gossipsub::MessageId::new(&keccak256(&m.data)))
         .validate_messages()
         // The dialogue's messages are small; the frames around them (control messages listing
         // many message ids) keep gossipsub's own limit.
         .max_transmit_size_for_topic(MAX_MESSAGE, topic.hash())
+        // Every member publishes at the same instants (gate closure, the vote): a busy node
+        // sends late rather than drops what gossipsub would give up on after 1 s.
+        .forward_queue_duration(QUEUED)
+        .publish_queue_duration(QUEUED)
         .build()?;
-    let gossip =
-        gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+    let gossip = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)?;
     let fetch = request_response::Behaviour::new(
         [(FETCH, ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(Duration::from_secs(5)),

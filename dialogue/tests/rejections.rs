@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use clock::now_ms;
 use daisee_dialogue::net::{NetConfig, Node, NodeCommand, NodeEvent};
-use daisee_dialogue::{Address, Bid, Body, CurveError, GatewayKey, Phase, Rejection, Slot, Terms};
+use daisee_dialogue::{
+    Address, Bid, Body, CurveError, GatewayKey, Phase, Rejection, Slot, Terms, keccak256,
+};
 use futures_util::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::SwarmEvent;
@@ -31,13 +33,15 @@ fn raw_peer(topic: &IdentTopic) -> Swarm<gossipsub::Behaviour> {
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|key| {
+        .with_behaviour(|_| {
+            // As the dialogue speaks it: anonymous messages, named by their hash.
             let config = gossipsub::ConfigBuilder::default()
-                .validation_mode(ValidationMode::Strict)
+                .validation_mode(ValidationMode::Anonymous)
+                .message_id_fn(|m| gossipsub::MessageId::new(&keccak256(&m.data)))
                 .heartbeat_interval(Duration::from_millis(200))
                 .build()
                 .unwrap();
-            gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config).unwrap()
+            gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config).unwrap()
         })
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))

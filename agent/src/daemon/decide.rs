@@ -30,6 +30,8 @@ pub(super) struct Decisions {
     limiter: ExportLimiter,
     /// The channels of the curtailable inverters, in the limiter's order.
     inverters: Vec<String>,
+    /// The export limit of the configuration; a slot's allocation may tighten it.
+    export_limit: Option<MilliWatts>,
     /// The grid channel, when demand response runs.
     grid: Option<String>,
     last_grid: Option<(Timestamp, MilliWatts)>,
@@ -62,6 +64,7 @@ impl Decisions {
             controller,
             inverters: curtailable.iter().map(|c| c.name.clone()).collect(),
             limiter: ExportLimiter::new(export_limit, curtailable),
+            export_limit,
             grid: config.control.as_ref().map(|c| c.grid.clone()),
             last_grid: None,
         }
@@ -70,11 +73,13 @@ impl Decisions {
     /// Takes the settings that apply without a restart.
     pub(super) fn apply(&mut self, control: Option<&ControlConfig>) {
         self.controller.set_settings(settings(control));
-        self.limiter.set_limit(control.and_then(|c| c.export_limit));
+        self.export_limit = control.and_then(|c| c.export_limit);
+        self.limiter.set_limit(self.export_limit);
         self.grid = control.map(|c| c.grid.clone());
     }
 
-    /// Caps the flexible loads in a slot at the dialogue's budget (it lapses with the slot).
+    /// Caps the flexible loads in a slot at the dialogue's budget, and the export at its limit
+    /// if it has one (they lapse with the slot).
     pub(super) fn allocate(&mut self, allocation: Allocation) {
         self.controller.allocate(allocation);
     }
@@ -102,6 +107,15 @@ impl Decisions {
     /// The limit each curtailable inverter should be under, from the grid power (held while it
     /// is stale) and each inverter's output.
     pub(super) fn limits(&mut self, readings: &Readings) -> Vec<(String, Option<Limit>)> {
+        let slot_limit = self
+            .controller
+            .allocation(readings.at)
+            .and_then(|a| a.export_limit);
+        self.limiter
+            .set_limit(match (self.export_limit, slot_limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            });
         let grid = self
             .last_grid
             .filter(|_| !self.controller.is_stale(readings.at, self.last_grid))

@@ -5,6 +5,10 @@
 //! Each flexible load is worth running up to a reservation step between the feed-in and the
 //! import tariff: the more important the load (its `priority`), the nearer the import tariff, so
 //! that at a high local price the least important loads wait for a cheaper slot first.
+//!
+//! What the curtailable inverters produce is offered back at the lowest step only: the
+//! community's price falls that low only when its export is over the feeder's cap and every
+//! flexible load already runs, and then the clearing shares the curtailment pro rata.
 
 use daisee_control::FlexLoad;
 use daisee_dialogue::{Member, Terms};
@@ -30,8 +34,15 @@ fn reservation(terms: &Terms, loads: &[FlexLoad], load: &FlexLoad) -> u8 {
 }
 
 /// The curve: at each step the base load and every flexible load whose reservation is that
-/// step or dearer, within the member's declared ratings.
-pub(super) fn curve(terms: &Terms, member: &Member, base_mw: i64, loads: &[FlexLoad]) -> Vec<i64> {
+/// step or dearer, and at step 0 the curtailable production given up, within the member's
+/// declared ratings.
+pub(super) fn curve(
+    terms: &Terms,
+    member: &Member,
+    base_mw: i64,
+    loads: &[FlexLoad],
+    curtailable_mw: i64,
+) -> Vec<i64> {
     (0..terms.basis.steps)
         .map(|step| {
             let flexible: i64 = loads
@@ -39,8 +50,10 @@ pub(super) fn curve(terms: &Terms, member: &Member, base_mw: i64, loads: &[FlexL
                 .filter(|l| reservation(terms, loads, l) >= step)
                 .map(|l| l.nominal.0)
                 .sum();
+            let curtailed = if step == 0 { curtailable_mw } else { 0 };
             base_mw
                 .saturating_add(flexible)
+                .saturating_add(curtailed)
                 .clamp(-member.export_mw, member.import_mw)
         })
         .collect()
@@ -51,6 +64,17 @@ pub(super) fn curve(terms: &Terms, member: &Member, base_mw: i64, loads: &[FlexL
 pub(super) fn budget(allocation_mw: i64, base_mw: i64, loads: &[FlexLoad]) -> MilliWatts {
     let all: i64 = loads.iter().map(|l| l.nominal.0).sum();
     MilliWatts(allocation_mw.saturating_sub(base_mw).clamp(0, all))
+}
+
+/// The export limit an allocation of `allocation_mw` sets, if the flexible loads cannot take up
+/// all of what is left of it above the base load: the inverters then give up the rest.
+pub(super) fn export_limit(
+    allocation_mw: i64,
+    base_mw: i64,
+    loads: &[FlexLoad],
+) -> Option<MilliWatts> {
+    let curtailed = allocation_mw - base_mw - budget(allocation_mw, base_mw, loads).0;
+    (curtailed > 0).then(|| MilliWatts((-allocation_mw).max(0)))
 }
 
 #[cfg(test)]
@@ -108,7 +132,7 @@ mod tests {
         // Priorities 1 and 2 share steps 9..30: reservations 16 and 23.
         assert_eq!(reservation(&terms, &loads, &loads[0]), 16);
         assert_eq!(reservation(&terms, &loads, &loads[1]), 23);
-        let c = curve(&terms, &member, 4_000_000, &loads);
+        let c = curve(&terms, &member, 4_000_000, &loads, 0);
         assert_eq!(c.len(), 40);
         assert_eq!(
             c[0], 9_000_000,
@@ -119,9 +143,35 @@ mod tests {
         assert_eq!(c[23], 6_000_000);
         assert_eq!(c[24], 4_000_000);
         assert!(c.windows(2).all(|w| w[1] <= w[0]));
-        let exporting = curve(&terms, &member, -8_000_000, &loads);
+        let exporting = curve(&terms, &member, -8_000_000, &loads, 0);
         assert_eq!(exporting[39], -6_000_000);
         assert_eq!(exporting[0], -2_300_000);
+    }
+
+    #[test]
+    fn production_is_given_up_at_the_lowest_step_only_after_every_load() {
+        let terms = terms();
+        let member = terms.members[0];
+        let loads = [load("ev", 1, 3700)];
+        // 5 kW exported with the charger off; the inverters produce 6 kW.
+        let c = curve(&terms, &member, -5_000_000, &loads, 6_000_000);
+        assert_eq!(c[0], 4_700_000, "all curtailed, the charger on");
+        assert_eq!(c[1], -1_300_000, "the charger on");
+        assert_eq!(c[39], -5_000_000);
+        assert!(c.windows(2).all(|w| w[1] <= w[0]));
+        // Cleared at step 1 with 2 kW of the curtailment taken: export at most 0.3 kW.
+        assert_eq!(
+            export_limit(-300_000, -5_000_000, &loads),
+            Some(MilliWatts(300_000))
+        );
+        // Cleared where the charger alone takes the rest: no curtailment.
+        assert_eq!(export_limit(-1_300_000, -5_000_000, &loads), None);
+        assert_eq!(export_limit(-2_000_000, -5_000_000, &loads), None);
+        // Curtailed past zero: no export at all.
+        assert_eq!(
+            export_limit(1_000_000, -5_000_000, &loads),
+            Some(MilliWatts(0))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use daisee_control::{Allocation, FlexLoad};
+use daisee_control::{Allocation, FlexLoad, InverterMode};
 use daisee_dialogue::audit::BidSetJson;
 use daisee_dialogue::net::{NetError, Node, NodeCommand, NodeEvent, PeerId};
 use daisee_dialogue::{
@@ -132,6 +132,14 @@ pub fn spawn(
             .iter()
             .filter_map(|r| r.flex.clone())
             .collect(),
+        // The export limiter carries out a curtailment, and it runs with demand response.
+        inverters: config
+            .inverters
+            .iter()
+            .filter(|i| i.curtailable() && config.control.is_some())
+            .map(|i| i.meter.name.clone())
+            .collect(),
+        free_production: 0,
         commands: handles.commands,
         node: to_node,
         records,
@@ -155,6 +163,10 @@ struct Adapter {
     member: Member,
     grid: String,
     loads: Vec<FlexLoad>,
+    /// The curtailable inverters' channels.
+    inverters: Vec<String>,
+    /// What they produced when last under no limit, in mW.
+    free_production: i64,
     commands: std::sync::mpsc::SyncSender<Command>,
     node: mpsc::Sender<NodeCommand>,
     records: Option<Records>,
@@ -206,6 +218,37 @@ impl Adapter {
             .sum()
     }
 
+    /// What the curtailable inverters not held by hand produce in `s`, in mW (positive), and
+    /// whether any of them is under a limit.
+    fn production(&self, s: &Snapshot) -> (i64, bool) {
+        let ours = s
+            .inverters
+            .iter()
+            .filter(|i| i.mode != InverterMode::Manual)
+            .filter(|i| self.inverters.iter().any(|name| **name == *i.name));
+        let (mut produced, mut limited) = (0, false);
+        for i in ours {
+            limited |= i.limit.is_some_and(|p| p < 100);
+            let reading = s.channels.iter().find(|c| c.name == i.name);
+            if let Some(Ok(r)) = reading.map(|c| &c.reading) {
+                produced += (-r.power.0).max(0);
+            }
+        }
+        (produced, limited)
+    }
+
+    /// What the curtailable inverters could produce now, in mW, and how much of it a limit
+    /// holds back: what they produced when last free (a persistence forecast, as the base's).
+    fn potential(&mut self, s: &Snapshot) -> (i64, i64) {
+        let (produced, limited) = self.production(s);
+        if !limited {
+            self.free_production = produced;
+            return (produced, 0);
+        }
+        let potential = self.free_production.max(produced);
+        (potential, potential - produced)
+    }
+
     /// Meters the slot that ended, if one did, and bids for the next slot while its gate is open.
     async fn on_snapshot(&mut self, s: &Snapshot) {
         let Some(grid) = s.channels.iter().find(|c| *c.name == *self.grid) else {
@@ -221,15 +264,18 @@ impl Adapter {
         {
             self.report(metered).await;
         }
+        let (potential, held_back) = self.potential(s);
         let next = Slot(slot.0 + self.terms.slot_ms);
         if self.bid_for < Some(next) && s.at.0 < self.terms.gate_closure(next) {
             let Some(base) = self.meter.base_mw(reading.map(|r| r.power.0), flexible) else {
                 return;
             };
+            // A curtailed slot would make the next look darker than it is.
+            let base = base - held_back;
             let bid = Bid {
                 terms: self.terms.digest(),
                 slot: next,
-                powers: bid::curve(&self.terms, &self.member, base, &self.loads),
+                powers: bid::curve(&self.terms, &self.member, base, &self.loads, potential),
             };
             self.bid_for = Some(next);
             self.bases.insert(next, base);
@@ -348,6 +394,7 @@ impl Adapter {
                 slot: Timestamp(slot.0),
                 length: Duration::from_millis(u64::try_from(self.terms.slot_ms).unwrap_or(0)),
                 budget: bid::budget(mine, *base, &self.loads),
+                export_limit: bid::export_limit(mine, *base, &self.loads),
             };
             if self
                 .commands
