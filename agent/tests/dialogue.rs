@@ -368,6 +368,26 @@ impl Gateway {
     }
 }
 
+/// The Dialogue object of each gateway, once it serves it.
+async fn dialogues(gateways: &[Gateway]) -> Vec<DialogueProxy<'static>> {
+    let mut proxies = Vec::new();
+    for g in gateways {
+        proxies.push(g.dialogue().await);
+    }
+    proxies
+}
+
+/// Waits (at most half a minute) until a gateway has reported `slot` or a later one.
+async fn reported(proxy: &DialogueProxy<'static>, slot: i64) {
+    for _ in 0..300 {
+        if proxy.report_slot().await.unwrap() >= slot {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no report for slot {slot}");
+}
+
 /// The slot a gateway bids for now, once it bids.
 async fn bidding(proxy: &DialogueProxy<'static>) -> i64 {
     for _ in 0..300 {
@@ -428,10 +448,7 @@ async fn agreed_everywhere(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_agree_slot_after_slot_and_a_killed_one_is_left_out() {
     let mut gateways = community("agree", 5, None, Weather::Cloudy);
-    let mut proxies = Vec::new();
-    for g in &gateways {
-        proxies.push(g.dialogue().await);
-    }
+    let mut proxies = dialogues(&gateways).await;
     // The first slot each bid for may have missed peers not yet up: take the next two.
     let first = bidding(&proxies[0]).await + 2 * SLOT_MS;
     settled(&proxies, first + SLOT_MS).await;
@@ -459,10 +476,7 @@ async fn a_partition_gives_no_trade_on_both_sides_until_it_heals() {
         side: |g| g < 3,
     };
     let gateways = community("partition", 5, Some(&wires), Weather::Cloudy);
-    let mut proxies = Vec::new();
-    for g in &gateways {
-        proxies.push(g.dialogue().await);
-    }
+    let proxies = dialogues(&gateways).await;
     let whole = bidding(&proxies[0]).await + 2 * SLOT_MS;
     settled(&proxies, whole).await;
     assert_eq!(agreed_everywhere(&gateways, &proxies, whole).await, 5);
@@ -490,10 +504,7 @@ async fn a_partition_gives_no_trade_on_both_sides_until_it_heals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_held_on_beyond_the_allocation_shows_in_the_signed_report() {
     let gateways = community("deviation", 3, None, Weather::Cloudy);
-    let mut proxies = Vec::new();
-    for g in &gateways {
-        proxies.push(g.dialogue().await);
-    }
+    let proxies = dialogues(&gateways).await;
     // Everyone imports: the clearing is at the import tariff, where no charger is worth running,
     // so each allocation is the base load alone. Gateway 0 holds its charger on anyway.
     let (ok, out) = gateways[0].daiseectl(&["relay", "ev", "on"]);
@@ -502,13 +513,7 @@ async fn a_load_held_on_beyond_the_allocation_shows_in_the_signed_report() {
     settled(&proxies, from).await;
     let mut reports = Vec::new();
     for p in &proxies {
-        for _ in 0..300 {
-            if p.report_slot().await.unwrap() >= from {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(p.report_slot().await.unwrap() >= from, "no report");
+        reported(p, from).await;
         let (outcome, step, ..) = p.slot(from).await.unwrap();
         assert_eq!((outcome.as_str(), step), ("agreed", 30));
         reports.push(p.deviation().await.unwrap());
@@ -528,10 +533,7 @@ async fn a_load_held_on_beyond_the_allocation_shows_in_the_signed_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_feeders_export_cap_the_inverters_share_the_curtailment() {
     let gateways = community("curtailed", 3, None, Weather::Sunny);
-    let mut proxies = Vec::new();
-    for g in &gateways {
-        proxies.push(g.dialogue().await);
-    }
+    let proxies = dialogues(&gateways).await;
     // At noon the three homes export 5.7 kW or more with every charger on: over the feeder's
     // 2 kW, so the price falls to step 1, where the bids give up their inverters' production.
     let slot = bidding(&proxies[0]).await + 2 * SLOT_MS;
@@ -550,12 +552,7 @@ async fn over_the_feeders_export_cap_the_inverters_share_the_curtailment() {
     // Each export limiter held its home to its allocation: without it each would have
     // exported 1.2 kW more or so, 1.3 Wh in the slot.
     for (g, p) in gateways.iter().zip(&proxies) {
-        for _ in 0..300 {
-            if p.report_slot().await.unwrap() >= slot {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        reported(p, slot).await;
         let deviation = p.deviation().await.unwrap();
         assert!(
             deviation > -300,
