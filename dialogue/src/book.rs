@@ -2,12 +2,12 @@
 //! closure, agreement with the peers' digests, and the outcome. No I/O: the transport hands it
 //! messages and the time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::bid::{BidCurve, CurveError, SignedBid};
 use crate::clearing::{Clearing, Infeasible, clear};
-use crate::key::{Address, keccak256};
+use crate::key::{Address, Signature, keccak256};
 use crate::message::{Holding, MeterReport, SlotMessage};
 use crate::signed::{Body, Signed};
 use crate::terms::{Member, Slot, Terms};
@@ -108,6 +108,9 @@ pub struct SlotBook {
     slot: Slot,
     me: Address,
     held: BTreeMap<Address, Held>,
+    /// The signer of each bid held, by its signature: a bid fetched again is known without
+    /// recovering its signer, the costly check (a fetched set repeats the most of what is held).
+    signers: HashMap<Signature, Address>,
     digests: BTreeMap<Address, (u32, [u8; 32])>,
     votes: BTreeMap<Address, [u8; 32]>,
     double_voters: BTreeSet<Address>,
@@ -127,6 +130,7 @@ impl SlotBook {
             slot,
             me,
             held: BTreeMap::new(),
+            signers: HashMap::new(),
             digests: BTreeMap::new(),
             votes: BTreeMap::new(),
             double_voters: BTreeSet::new(),
@@ -157,6 +161,11 @@ impl SlotBook {
     /// Takes a bid fetched from a peer while digests are compared: it may have reached that
     /// peer, and not this gateway, before gate closure.
     pub fn offer_fetched(&mut self, bid: SignedBid) -> Result<Taken, Rejection> {
+        if let Some(sender) = self.signers.get(&bid.signature)
+            && matches!(self.held.get(sender), Some(Held::Bid(held, _)) if *held == bid)
+        {
+            return Ok(Taken::Known(*sender));
+        }
         let member = self.check_envelope(&bid)?;
         if !matches!(self.phase, Phase::Open | Phase::GateClosed) {
             return Err(Rejection::Late);
@@ -188,6 +197,7 @@ impl SlotBook {
         let curve = bid.curve(&self.terms, &member)?;
         match self.held.get(&sender) {
             None => {
+                self.signers.insert(bid.signature, sender);
                 self.held.insert(sender, Held::Bid(bid, curve));
                 Ok(Taken::New(sender))
             }

@@ -337,3 +337,27 @@ fn holdings_and_reports_are_checked_like_bids() {
     };
     assert_eq!(book.report(wrong.sign(&keys[2])), Err(Rejection::WrongSlot));
 }
+
+#[test]
+fn a_bid_fetched_again_is_known_and_a_body_under_a_held_signature_is_not() {
+    let mut five = five();
+    let book = &mut five.books[0];
+    let held = five.bids[1].clone();
+    assert_eq!(
+        book.offer(held.clone(), EARLY),
+        Ok(Taken::New(five.keys[1].address()))
+    );
+    book.close_gate();
+    assert_eq!(
+        book.offer_fetched(held.clone()),
+        Ok(Taken::Known(five.keys[1].address()))
+    );
+    // The signature of the held bid over other powers: checked in full, and refused.
+    let mut other = held.clone();
+    other.body.powers[0] -= 1;
+    assert!(matches!(
+        book.offer_fetched(other),
+        Err(Rejection::BadSignature | Rejection::NotMember(_))
+    ));
+    assert_eq!(book.bids(), vec![held]);
+}
