@@ -154,7 +154,8 @@ pub struct Node {
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     books: BTreeMap<Slot, SlotBook>,
     rounds: BTreeMap<Slot, u32>,
-    /// The members connected to this node, by account: their peer id is their key.
+    /// The peers connected to this node, by the account of their key (their peer id holds it):
+    /// kept from the connections' events, so that a fetch goes to a member's own peer.
     peers: HashMap<Address, PeerId>,
     fetched: HashSet<(Slot, Address, [u8; 32])>,
     pending: HashMap<request_response::OutboundRequestId, (Slot, Address, [u8; 32])>,
@@ -684,9 +685,6 @@ impl Node {
             let Some(peer) = self.peers.get(&member).copied() else {
                 continue;
             };
-            if !self.swarm.is_connected(&peer) {
-                continue;
-            }
             if self.fetched.insert((slot, member, digest)) {
                 let id = self.swarm.behaviour_mut().fetch.send_request(&peer, slot);
                 self.pending.insert(id, (slot, member, digest));

@@ -37,6 +37,24 @@ impl Gateway {
         .await
         .expect("in time")
     }
+
+    /// The address the node listens on, once it does, within `within`.
+    async fn listening(&mut self, within: Duration) -> Multiaddr {
+        self.next(within, |e| match e {
+            NodeEvent::Listening(a) => Some(a),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next peer that joins the topic (within 20 s).
+    async fn joined(&mut self) -> libp2p::PeerId {
+        self.next(Duration::from_secs(20), |e| match e {
+            NodeEvent::PeerJoined(p) => Some(p),
+            _ => None,
+        })
+        .await
+    }
 }
 
 /// The wires between gateways: every connection goes through a relay of the harness on
@@ -108,12 +126,7 @@ async fn start(keys: &[GatewayKey], terms: &Arc<Terms>, wires: &Wires) -> Vec<Ga
             bootstrap.push(wires.relay(i, j, address).await);
         }
         let mut g = spawn(key, terms, "/ip4/127.0.0.1/tcp/0", bootstrap);
-        let address = g
-            .next(Duration::from_secs(5), |e| match e {
-                NodeEvent::Listening(a) => Some(a),
-                _ => None,
-            })
-            .await;
+        let address = g.listening(Duration::from_secs(5)).await;
         addresses.push(address);
         gateways.push(g);
     }
@@ -121,12 +134,7 @@ async fn start(keys: &[GatewayKey], terms: &Arc<Terms>, wires: &Wires) -> Vec<Ga
     for g in &mut gateways {
         let mut joined = std::collections::HashSet::new();
         while joined.len() < n - 1 {
-            let peer = g
-                .next(Duration::from_secs(20), |e| match e {
-                    NodeEvent::PeerJoined(p) => Some(p),
-                    _ => None,
-                })
-                .await;
+            let peer = g.joined().await;
             joined.insert(peer);
         }
     }
@@ -225,12 +233,7 @@ async fn a_node_whose_port_is_taken_dials_out_and_listens_once_the_port_is_free(
     let keys = common::keys(3);
     let terms = common::terms(&keys, 4_000, 1_500, 1_000);
     let mut first = spawn(&keys[0], &terms, "/ip4/127.0.0.1/tcp/0", Vec::new());
-    let first_address = first
-        .next(Duration::from_secs(5), |e| match e {
-            NodeEvent::Listening(a) => Some(a),
-            _ => None,
-        })
-        .await;
+    let first_address = first.listening(Duration::from_secs(5)).await;
     let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = squatter.local_addr().unwrap().port();
     let wanted = format!("/ip4/127.0.0.1/tcp/{port}");
@@ -244,26 +247,11 @@ async fn a_node_whose_port_is_taken_dials_out_and_listens_once_the_port_is_free(
     assert_eq!(address.to_string(), wanted);
     assert!(why.contains("in use"), "{why}");
     // Not listening, it still takes part: it dialled the first.
-    second
-        .next(Duration::from_secs(20), |e| match e {
-            NodeEvent::PeerJoined(p) => Some(p),
-            _ => None,
-        })
-        .await;
+    second.joined().await;
     drop(squatter);
-    let bound = second
-        .next(Duration::from_secs(10), |e| match e {
-            NodeEvent::Listening(a) => Some(a),
-            _ => None,
-        })
-        .await;
+    let bound = second.listening(Duration::from_secs(10)).await;
     assert_eq!(bound.to_string(), wanted);
     // Now a third reaches it on its port.
     let mut third = spawn(&keys[2], &terms, "/ip4/127.0.0.1/tcp/0", vec![bound]);
-    third
-        .next(Duration::from_secs(20), |e| match e {
-            NodeEvent::PeerJoined(p) => Some(p),
-            _ => None,
-        })
-        .await;
+    third.joined().await;
 }
