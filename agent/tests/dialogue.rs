@@ -3,7 +3,8 @@
 //! after slot, the signed bid sets they kept audit to what each executed, one that is killed is
 //! left out while the rest agree, a partition gives no trade on both sides until it heals, and a
 //! relay held on beyond the allocation shows in the report; over the feeder's export cap, the
-//! inverters share the curtailment and each export limiter holds its home to its allocation.
+//! inverters share the curtailment and each export limiter holds its home to its allocation;
+//! the base a gateway bids follows the course its history shows for the time of day.
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 use daisee_api::DialogueProxy;
 use daisee_dialogue::GatewayKey;
+use daisee_hal::{Energy, Timestamp};
+use daisee_store::{MarketLog, MarketSlot};
 
 const SLOT_MS: i64 = 4000;
 
@@ -276,6 +279,18 @@ fn bus(dir: &Path) -> (Running, String) {
 /// `n` gateways with keys 1, 2, …, started together, each dialling every other directly or
 /// through `wires`.
 fn community(name: &str, n: usize, wires: Option<&Wires>, weather: Weather) -> Vec<Gateway> {
+    community_with(name, n, wires, weather, |_| {})
+}
+
+/// [`community`], each gateway's history prepared by `history` (given its file) before its
+/// agent starts.
+fn community_with(
+    name: &str,
+    n: usize,
+    wires: Option<&Wires>,
+    weather: Weather,
+    history: impl Fn(&Path),
+) -> Vec<Gateway> {
     let keys: Vec<GatewayKey> = (1..=n)
         .map(|i| GatewayKey::from_secret(&[u8::try_from(i).unwrap(); 32]).unwrap())
         .collect();
@@ -303,6 +318,7 @@ fn community(name: &str, n: usize, wires: Option<&Wires>, weather: Weather) -> V
             std::env::temp_dir().join(format!("daisee-dialogue-{name}-{i}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
+        history(&dir.join("data/history.sqlite"));
         let key_file = dir.join("data/gateway.key");
         std::fs::write(&key_file, key.to_hex()).unwrap();
         std::fs::set_permissions(
@@ -560,4 +576,51 @@ async fn over_the_feeders_export_cap_the_inverters_share_the_curtailment() {
             g.log()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_course_of_the_day_before_moves_the_base_a_gateway_bids() {
+    // Yesterday around this time of day the base load rose by 1 kW a slot.
+    const DAY_MS: i64 = 86_400_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let yesterday = |path: &Path| {
+        let log = MarketLog::open(path).unwrap();
+        for k in -20..100 {
+            let start = Timestamp((now / SLOT_MS + k) * SLOT_MS - DAY_MS);
+            let slot = MarketSlot {
+                start,
+                outcome: "agreed".into(),
+                price_step: Some(30),
+                allocation_mw: Some(0),
+                bid_set: "{}".into(),
+                metered: None,
+                base_mw: None,
+            };
+            log.settled(&slot).unwrap();
+            log.metered(start, Energy::default(), k * 1_000_000)
+                .unwrap();
+        }
+    };
+    let gateways = community_with("forecast", 1, None, Weather::Cloudy, yesterday);
+    let proxies = dialogues(&gateways).await;
+    // Alone, the gateway imports at the import tariff, where its charger is not worth running:
+    // its allocation is the base it bid. A slot two after its first bid starts from a whole
+    // slot it metered (the house's 1 kW), two slots before: yesterday's course adds 2 kW.
+    let slot = bidding(&proxies[0]).await + 2 * SLOT_MS;
+    settled(&proxies, slot).await;
+    let (outcome, step, allocation, _) = proxies[0].slot(slot).await.unwrap();
+    assert_eq!(
+        (outcome.as_str(), step),
+        ("agreed", 30),
+        "{}",
+        gateways[0].log()
+    );
+    assert!(
+        (allocation - 3_000_000).abs() < 300_000,
+        "{allocation} mW, {}",
+        gateways[0].log()
+    );
 }

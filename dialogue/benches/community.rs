@@ -4,7 +4,8 @@
 //! netem). Prints, per gateway and slot: the share that agreed, the time from gate closure until
 //! the node held a quorum of votes, messages and bytes received; and the welfare of what was
 //! executed as a share of the gain an independent solver (a linear program over the same bids)
-//! finds over no local trade.
+//! finds over no local trade; and where a node saw no quorum, the median of the votes it held
+//! for its own bid set (the quorum is ⌊2N/3⌋+1).
 //!
 //! `cargo bench -p daisee-dialogue --bench community [N …]`. All nodes share this machine's
 //! cores, so the times grow with N faster than they would between N gateways.
@@ -15,7 +16,7 @@ use std::time::Duration;
 use daisee_dialogue::net::{Multiaddr, NetConfig, Node, NodeCommand, NodeEvent, Traffic};
 use daisee_dialogue::{Address, BidCurve};
 use daisee_dialogue::{
-    Bid, Clearing, GatewayKey, Member, Phase, PriceBasis, Slot, Step, Terms, clear,
+    Bid, Clearing, GatewayKey, Member, NoTrade, Phase, PriceBasis, Slot, Step, Terms, clear,
 };
 use microlp::{ComparisonOp, OptimizationDirection, Problem};
 use tokio::sync::mpsc;
@@ -286,6 +287,8 @@ async fn run(n: usize, loss_permille: u16) {
     let mut rng = Rng(n as u64 * 1000 + u64::from(loss_permille));
     let mut last_traffic = vec![Traffic::default(); n];
     let (mut agreed, mut delays, mut messages, mut bytes) = (0usize, Vec::new(), 0u64, 0u64);
+    // Where a node saw no quorum, how many votes it held for its own set.
+    let mut short = Vec::new();
     let (mut achieved, mut best, mut base) = (0.0, 0.0, 0.0);
     // The first slot whose gate is a second away or more.
     let next = Slot(terms.slot_at(now_ms()).0 + terms.slot_ms);
@@ -338,6 +341,10 @@ async fn run(n: usize, loss_permille: u16) {
                     delays.extend(v.agreed_at.map(|at| at - gate));
                     Some(c)
                 }
+                Phase::NoTrade(NoTrade::NoQuorum { agreeing, .. }) => {
+                    short.push(agreeing);
+                    None
+                }
                 _ => None,
             });
         }
@@ -347,13 +354,9 @@ async fn run(n: usize, loss_permille: u16) {
         base += lone.iter().map(|(_, w)| w).sum::<f64>();
     }
     drop(commands);
-    delays.sort_unstable();
-    let pct = |q: f64| {
-        delays
-            .get(((delays.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or(-1)
-    };
+    let median = quantile(&mut delays, 0.5).unwrap_or(-1);
+    let worst = quantile(&mut delays, 1.0).unwrap_or(-1);
+    let short = quantile(&mut short, 0.5).map_or_else(|| "-".to_owned(), |v| v.to_string());
     let gain = best - base;
     let share = if gain.abs() < 1.0 {
         100.0
@@ -362,15 +365,23 @@ async fn run(n: usize, loss_permille: u16) {
     };
     let per = (n * SLOTS) as f64;
     println!(
-        "{n:>5} {:>6.1} {:>9.1} {:>10} {:>10} {:>12.0} {:>14.0} {:>11.2}",
+        "{n:>5} {:>6.1} {:>9.1} {:>10} {:>10} {:>12.0} {:>14.0} {:>11.2} {short:>16}",
         f64::from(loss_permille) / 10.0,
         agreed as f64 / per * 100.0,
-        pct(0.5),
-        pct(1.0),
+        median,
+        worst,
         messages as f64 / per,
         bytes as f64 / per,
         share
     );
+}
+
+/// The value at quantile `q` of `values` (sorted in place), if there is one.
+fn quantile<T: Ord + Copy>(values: &mut [T], q: f64) -> Option<T> {
+    values.sort_unstable();
+    values
+        .get(((values.len() as f64 - 1.0) * q) as usize)
+        .copied()
 }
 
 fn main() {
@@ -392,7 +403,7 @@ fn main() {
         "{SLOTS} slots per run, random curves (base −4 to +3 kW, up to three flexible loads), one process, two cores"
     );
     println!(
-        "{:>5} {:>6} {:>9} {:>10} {:>10} {:>12} {:>14} {:>11}",
+        "{:>5} {:>6} {:>9} {:>10} {:>10} {:>12} {:>14} {:>11} {:>16}",
         "N",
         "loss %",
         "agreed %",
@@ -400,7 +411,8 @@ fn main() {
         "worst ms",
         "msgs/gw/slot",
         "bytes/gw/slot",
-        "welfare %"
+        "welfare %",
+        "votes, no quorum"
     );
     for n in sizes {
         for loss in [0, 50] {

@@ -93,10 +93,11 @@ pub enum Phase {
     NoTrade(NoTrade),
 }
 
-/// A bid held, or its sender excluded for equivocating.
+/// A bid held (with its curve, and its hash: the digest and every inventory name it, several
+/// times a second while peers reconcile), or its sender excluded for equivocating.
 #[derive(Debug, Clone)]
 enum Held {
-    Bid(SignedBid, BidCurve),
+    Bid(SignedBid, BidCurve, [u8; 32]),
     Excluded(Box<Equivocation>),
 }
 
@@ -107,7 +108,11 @@ pub struct SlotBook {
     terms_digest: [u8; 32],
     slot: Slot,
     me: Address,
+    /// The members' addresses in ascending order: the order of an inventory.
+    members: Vec<Address>,
     held: BTreeMap<Address, Held>,
+    /// The digest of `held`, kept with it: it is asked for at every tick.
+    digest: [u8; 32],
     /// The signer of each bid held, by its signature: a bid fetched again is known without
     /// recovering its signer, the costly check (a fetched set repeats the most of what is held).
     signers: HashMap<Signature, Address>,
@@ -120,23 +125,33 @@ pub struct SlotBook {
 
 /// The domain of a bid set's digest.
 const SET_TAG: &[u8] = b"DAISEE dialogue bid set v1";
+/// A member's entry in a digest and an inventory when its sender is excluded.
+const EXCLUDED: [u8; 32] = [0xff; 32];
+/// A member's entry in an inventory when no bid of it is held.
+const NOT_HELD: [u8; 32] = [0; 32];
 
 impl SlotBook {
     /// The empty book of `slot`, kept by the gateway `me`.
     pub fn new(terms: Arc<Terms>, slot: Slot, me: Address) -> Self {
-        Self {
+        let mut members: Vec<Address> = terms.members.iter().map(|m| m.address).collect();
+        members.sort_unstable();
+        let mut book = Self {
             terms_digest: terms.digest(),
             terms,
             slot,
             me,
+            members,
             held: BTreeMap::new(),
+            digest: [0; 32],
             signers: HashMap::new(),
             digests: BTreeMap::new(),
             votes: BTreeMap::new(),
             double_voters: BTreeSet::new(),
             reports: BTreeMap::new(),
             phase: Phase::Open,
-        }
+        };
+        book.digest = book.digest_of_held();
+        book
     }
 
     /// The slot.
@@ -162,7 +177,7 @@ impl SlotBook {
     /// peer, and not this gateway, before gate closure.
     pub fn offer_fetched(&mut self, bid: SignedBid) -> Result<Taken, Rejection> {
         if let Some(sender) = self.signers.get(&bid.signature)
-            && matches!(self.held.get(sender), Some(Held::Bid(held, _)) if *held == bid)
+            && matches!(self.held.get(sender), Some(Held::Bid(held, ..)) if *held == bid)
         {
             return Ok(Taken::Known(*sender));
         }
@@ -198,16 +213,19 @@ impl SlotBook {
         match self.held.get(&sender) {
             None => {
                 self.signers.insert(bid.signature, sender);
-                self.held.insert(sender, Held::Bid(bid, curve));
+                let hash = bid.body.hash();
+                self.held.insert(sender, Held::Bid(bid, curve, hash));
+                self.digest = self.digest_of_held();
                 Ok(Taken::New(sender))
             }
-            Some(Held::Bid(first, _)) if first.body == bid.body => Ok(Taken::Known(sender)),
-            Some(Held::Bid(first, _)) => {
+            Some(Held::Bid(first, ..)) if first.body == bid.body => Ok(Taken::Known(sender)),
+            Some(Held::Bid(first, ..)) => {
                 let evidence = Equivocation {
                     first: first.clone(),
                     second: bid,
                 };
                 self.held.insert(sender, Held::Excluded(Box::new(evidence)));
+                self.digest = self.digest_of_held();
                 Err(Rejection::Equivocation(sender))
             }
             Some(Held::Excluded(_)) => Err(Rejection::Equivocation(sender)),
@@ -226,17 +244,50 @@ impl SlotBook {
     /// per sender in address order its address and its bid's hash (32 bytes of 0xff for an
     /// excluded sender).
     pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+
+    fn digest_of_held(&self) -> [u8; 32] {
         let mut bytes = SET_TAG.to_vec();
         bytes.extend_from_slice(&self.terms_digest);
         bytes.extend_from_slice(&self.slot.0.to_be_bytes());
         for (address, held) in &self.held {
             bytes.extend_from_slice(&address.0);
-            match held {
-                Held::Bid(bid, _) => bytes.extend_from_slice(&bid.body.hash()),
-                Held::Excluded(_) => bytes.extend_from_slice(&[0xff; 32]),
-            }
+            bytes.extend_from_slice(&entry(held));
         }
         keccak256(&bytes)
+    }
+
+    /// What this book holds of each member, in ascending order of address: its bid's hash, 32
+    /// bytes of 0xff if it is excluded, 32 zero bytes if nothing of it is held. A fetch names
+    /// it so that the peer sends only what this book lacks.
+    pub fn inventory(&self) -> Vec<[u8; 32]> {
+        self.members
+            .iter()
+            .map(|m| self.held.get(m).map_or(NOT_HELD, entry))
+            .collect()
+    }
+
+    /// The bids a peer whose book holds `inventory` lacks: each bid held whose hash is not the
+    /// peer's entry (a different bid exposes an equivocation there), and both bids of a sender
+    /// excluded here and not there. Nothing for an inventory of another length.
+    pub fn missing_from(&self, inventory: &[[u8; 32]]) -> Vec<SignedBid> {
+        if inventory.len() != self.members.len() {
+            return Vec::new();
+        }
+        let mut missing = Vec::new();
+        for (member, theirs) in self.members.iter().zip(inventory) {
+            match self.held.get(member) {
+                Some(Held::Bid(bid, _, hash)) if *theirs != EXCLUDED && theirs != hash => {
+                    missing.push(bid.clone());
+                }
+                Some(Held::Excluded(e)) if *theirs != EXCLUDED => {
+                    missing.extend([e.first.clone(), e.second.clone()]);
+                }
+                _ => {}
+            }
+        }
+        missing
     }
 
     /// Notes the digest a member says it holds: its highest round counts (a replayed older one
@@ -355,20 +406,20 @@ impl SlotBook {
             .held
             .iter()
             .filter_map(|(a, h)| match h {
-                Held::Bid(_, curve) => Some((*a, curve.clone())),
+                Held::Bid(_, curve, _) => Some((*a, curve.clone())),
                 Held::Excluded(_) => None,
             })
             .collect();
         clear(&self.terms, &bids)
     }
 
-    /// Every signed bid held, the excluded senders' two included: what a peer fetching missing
-    /// bids gets, and what an auditor recomputes the slot from.
+    /// Every signed bid held, the excluded senders' two included: what an auditor recomputes the
+    /// slot from.
     pub fn bids(&self) -> Vec<SignedBid> {
         self.held
             .values()
             .flat_map(|h| match h {
-                Held::Bid(bid, _) => vec![bid.clone()],
+                Held::Bid(bid, ..) => vec![bid.clone()],
                 Held::Excluded(e) => vec![e.first.clone(), e.second.clone()],
             })
             .collect()
@@ -377,7 +428,7 @@ impl SlotBook {
     /// The bid held from `sender`, if one is (and it is not excluded).
     pub fn bid_of(&self, sender: &Address) -> Option<&SignedBid> {
         match self.held.get(sender)? {
-            Held::Bid(bid, _) => Some(bid),
+            Held::Bid(bid, ..) => Some(bid),
             Held::Excluded(_) => None,
         }
     }
@@ -391,5 +442,13 @@ impl SlotBook {
                 Held::Bid(..) => None,
             })
             .collect()
+    }
+}
+
+/// A sender's entry in a digest and an inventory.
+fn entry(held: &Held) -> [u8; 32] {
+    match held {
+        Held::Bid(.., hash) => *hash,
+        Held::Excluded(_) => EXCLUDED,
     }
 }

@@ -9,14 +9,18 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures_util::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{StreamProtocol, Swarm, identify, identity, mdns, noise, tcp, yamux};
+use libp2p::{Swarm, identify, identity, mdns, noise, tcp, yamux};
 use tokio::sync::mpsc;
 
 pub use libp2p::{Multiaddr, PeerId};
+
+mod fetch;
+
+use fetch::{BidRequest, FETCH, FetchCodec};
 
 use crate::bid::{Bid, SignedBid};
 use crate::book::{Phase, Rejection, SlotBook};
@@ -27,8 +31,6 @@ use crate::terms::{Slot, Terms};
 
 /// The largest message on the topic: a bid of 100 steps is 128 bytes of header and 800 of powers.
 const MAX_MESSAGE: usize = 2048;
-/// The protocol that fetches a peer's bids for a slot.
-const FETCH: StreamProtocol = StreamProtocol::new("/daisee/dialogue/bids/1");
 /// How often the node looks at its slots' deadlines: each look also polls the whole swarm, so
 /// not more often than the shortest grace period needs.
 const TICK: Duration = Duration::from_millis(100);
@@ -528,7 +530,7 @@ impl Node {
 
     fn on_fetch(
         &mut self,
-        message: request_response::Message<Slot, Vec<Vec<u8>>>,
+        message: request_response::Message<BidRequest, Vec<Vec<u8>>>,
     ) -> Vec<NodeEvent> {
         match message {
             request_response::Message::Request {
@@ -536,8 +538,13 @@ impl Node {
             } => {
                 let bids = self
                     .books
-                    .get(&request)
-                    .map(|b| b.bids().iter().map(Signed::to_bytes).collect())
+                    .get(&request.slot)
+                    .map(|b| {
+                        b.missing_from(&request.inventory)
+                            .iter()
+                            .map(Signed::to_bytes)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let _ = self
                     .swarm
@@ -672,23 +679,36 @@ impl Node {
         said
     }
 
-    /// Asks every member connected to this node whose digest differs from its own for its bids,
-    /// once per digest (the others are reached through the members that fetched from them).
+    /// Asks every member connected to this node whose digest differs from its own for the bids
+    /// it lacks, once per digest (the others are reached through the members that fetched from
+    /// them).
     fn fetch_differing(&mut self, slot: Slot) {
         let Some(book) = self.books.get(&slot) else {
             return;
         };
         let mine = book.digest();
-        let differing: Vec<(Address, [u8; 32])> =
-            book.digests().filter(|(_, d)| *d != mine).collect();
-        for (member, digest) in differing {
-            let Some(peer) = self.peers.get(&member).copied() else {
-                continue;
+        let asked: Vec<(PeerId, Address, [u8; 32])> = book
+            .digests()
+            .filter(|(_, d)| *d != mine)
+            .filter(|(member, digest)| !self.fetched.contains(&(slot, *member, *digest)))
+            .filter_map(|(member, digest)| Some((*self.peers.get(&member)?, member, digest)))
+            .collect();
+        if asked.is_empty() {
+            return;
+        }
+        let inventory = book.inventory();
+        for (peer, member, digest) in asked {
+            self.fetched.insert((slot, member, digest));
+            let request = BidRequest {
+                slot,
+                inventory: inventory.clone(),
             };
-            if self.fetched.insert((slot, member, digest)) {
-                let id = self.swarm.behaviour_mut().fetch.send_request(&peer, slot);
-                self.pending.insert(id, (slot, member, digest));
-            }
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .fetch
+                .send_request(&peer, request);
+            self.pending.insert(id, (slot, member, digest));
         }
     }
 }
@@ -736,89 +756,4 @@ fn behaviour(
         identify,
         mdns: mdns.into(),
     })
-}
-
-/// Requests are a slot start (i64); responses a count (u16) and that many messages, each a
-/// length (u16) and its bytes. Bounded: a peer cannot make the node read more than it asked.
-#[derive(Debug, Clone, Default)]
-struct FetchCodec;
-
-/// The most bids one response carries (two per member at most, a community of 500).
-const MAX_BIDS: usize = 1000;
-
-impl request_response::Codec for FetchCodec {
-    type Protocol = StreamProtocol;
-    type Request = Slot;
-    type Response = Vec<Vec<u8>>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Slot>
-    where
-        T: futures_util::AsyncRead + Unpin + Send,
-    {
-        let mut bytes = [0; 8];
-        io.read_exact(&mut bytes).await?;
-        Ok(Slot(i64::from_be_bytes(bytes)))
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<Vec<u8>>>
-    where
-        T: futures_util::AsyncRead + Unpin + Send,
-    {
-        let count = usize::from(read_u16(io).await?);
-        if count > MAX_BIDS {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "too many bids"));
-        }
-        let mut bids = Vec::with_capacity(count);
-        for _ in 0..count {
-            let len = usize::from(read_u16(io).await?);
-            if len > MAX_MESSAGE {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "bid too long"));
-            }
-            let mut bid = vec![0; len];
-            io.read_exact(&mut bid).await?;
-            bids.push(bid);
-        }
-        Ok(bids)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        slot: Slot,
-    ) -> io::Result<()>
-    where
-        T: futures_util::AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&slot.0.to_be_bytes()).await?;
-        io.close().await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        bids: Vec<Vec<u8>>,
-    ) -> io::Result<()>
-    where
-        T: futures_util::AsyncWrite + Unpin + Send,
-    {
-        let bids: Vec<&Vec<u8>> = bids
-            .iter()
-            .filter(|b| b.len() <= MAX_MESSAGE)
-            .take(MAX_BIDS)
-            .collect();
-        io.write_all(&(bids.len() as u16).to_be_bytes()).await?;
-        for bid in bids {
-            io.write_all(&(bid.len() as u16).to_be_bytes()).await?;
-            io.write_all(bid).await?;
-        }
-        io.close().await
-    }
-}
-
-async fn read_u16<T: futures_util::AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<u16> {
-    let mut bytes = [0; 2];
-    io.read_exact(&mut bytes).await?;
-    Ok(u16::from_be_bytes(bytes))
 }

@@ -129,7 +129,7 @@ fn an_equivocating_gateway_is_excluded_and_its_two_bids_kept() {
     assert_eq!(evidence[0].first.sender(), Ok(liar));
     // Both bids go to a peer that fetches, which excludes the liar too: same digest.
     let mut peer = SlotBook::new(terms.clone(), SLOT, keys[1].address());
-    for b in book.bids() {
+    for b in book.missing_from(&peer.inventory()) {
         let _ = peer.offer_fetched(b);
     }
     assert_eq!(peer.digest(), book.digest());
@@ -245,8 +245,10 @@ fn different_bid_sets_are_reconciled_by_fetching_before_the_grace_ends() {
     }
     let before: Vec<[u8; 32]> = books.iter_mut().map(SlotBook::close_gate).collect();
     assert_ne!(before[0], before[1]);
-    // It fetches peer 1's bids, and holds the same set.
-    for b in books[1].bids() {
+    // It fetches what it lacks from peer 1, and holds the same set.
+    let missing = books[1].missing_from(&books[0].inventory());
+    assert_eq!(missing, vec![bids[3].clone()]);
+    for b in missing {
         let _ = books[0].offer_fetched(b);
     }
     assert_eq!(books[0].digest(), books[1].digest());
@@ -360,4 +362,52 @@ fn a_bid_fetched_again_is_known_and_a_body_under_a_held_signature_is_not() {
         Err(Rejection::BadSignature | Rejection::NotMember(_))
     ));
     assert_eq!(book.bids(), vec![held]);
+}
+
+#[test]
+fn a_fetch_gets_the_bids_missing_from_the_inventory_and_the_evidence_of_every_equivocation() {
+    let Five {
+        keys,
+        bids,
+        mut books,
+    } = five();
+    let other = |i: usize| {
+        let mut body = bids[i].body.clone();
+        body.powers[0] = 4_000_000;
+        body.sign(&keys[i])
+    };
+    // Gateway 1 holds every bid, and saw gateway 2 sign two; gateway 0 holds the bids of 0 and
+    // 1, and another bid of gateway 3 than the one gateway 1 holds (3 equivocated unseen).
+    for bid in &bids {
+        books[1].offer(bid.clone(), EARLY).unwrap();
+    }
+    let _ = books[1].offer(other(2), EARLY);
+    for bid in [bids[0].clone(), bids[1].clone(), other(3)] {
+        books[0].offer(bid, EARLY).unwrap();
+    }
+    assert_eq!(books[0].inventory().len(), 5);
+
+    let mut missing = books[1].missing_from(&books[0].inventory());
+    let mut expected = vec![bids[2].clone(), other(2), bids[3].clone(), bids[4].clone()];
+    missing.sort_by_key(Signed::to_bytes);
+    expected.sort_by_key(Signed::to_bytes);
+    assert_eq!(missing, expected, "all but the bids of 0 and 1, held alike");
+    for bid in missing {
+        let _ = books[0].offer_fetched(bid);
+    }
+    // Gateway 0 now excludes 2 and 3; gateway 1 gets the evidence against 3 in turn.
+    let back = books[0].missing_from(&books[1].inventory());
+    assert_eq!(back.len(), 2);
+    assert!(back.iter().all(|b| b.sender() == Ok(keys[3].address())));
+    for bid in back {
+        let _ = books[1].offer_fetched(bid);
+    }
+    assert_eq!(books[0].digest(), books[1].digest());
+    assert!(books[1].missing_from(&books[0].inventory()).is_empty());
+    assert!(books[0].missing_from(&books[1].inventory()).is_empty());
+
+    // An inventory of another community's size names no member: nothing is sent.
+    let mut short = books[0].inventory();
+    short.pop();
+    assert!(books[1].missing_from(&short).is_empty());
 }

@@ -25,6 +25,9 @@ pub struct MarketSlot {
     pub bid_set: String,
     /// What the grid meter counted in the slot, once it ended.
     pub metered: Option<Energy>,
+    /// The base load in the slot, once it ended: the grid's mean power without the flexible
+    /// loads and with the curtailed production given back, in mW.
+    pub base_mw: Option<i64>,
 }
 
 /// The market slots, written.
@@ -64,14 +67,43 @@ impl MarketLog {
         Ok(rows == 1)
     }
 
-    /// Records what the grid meter counted in a settled slot; false if it is not recorded.
-    pub fn metered(&self, start: Timestamp, energy: Energy) -> Result<bool, StoreError> {
+    /// Records what the grid meter counted in a settled slot and its base load; false if the
+    /// slot is not recorded.
+    pub fn metered(
+        &self,
+        start: Timestamp,
+        energy: Energy,
+        base_mw: i64,
+    ) -> Result<bool, StoreError> {
         let rows = self.conn.execute(
-            "UPDATE market_slot SET import_mwh = ?2, export_mwh = ?3 WHERE start_ms = ?1",
-            params![start.0, energy.import.0, energy.export.0],
+            "UPDATE market_slot SET import_mwh = ?2, export_mwh = ?3, base_mw = ?4
+             WHERE start_ms = ?1",
+            params![start.0, energy.import.0, energy.export.0, base_mw],
         )?;
         Ok(rows == 1)
     }
+}
+
+/// The base loads of the latest `count` metered market slots starting before `to`, oldest
+/// first.
+pub(crate) fn market_bases(
+    conn: &Connection,
+    to: Timestamp,
+    count: usize,
+) -> Result<Vec<(Timestamp, i64)>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT start_ms, base_mw FROM market_slot
+         WHERE start_ms < ?1 AND base_mw IS NOT NULL
+         ORDER BY start_ms DESC LIMIT ?2",
+    )?;
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let mut bases = statement
+        .query_map(params![to.0, count], |r| {
+            Ok((Timestamp(r.get(0)?), r.get(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    bases.reverse();
+    Ok(bases)
 }
 
 /// The slot starting at `start`, if it settled.
@@ -81,7 +113,7 @@ pub(crate) fn market_slot(
 ) -> Result<Option<MarketSlot>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT outcome, price_step, allocation_mw, bid_set, import_mwh, export_mwh
+            "SELECT outcome, price_step, allocation_mw, bid_set, import_mwh, export_mwh, base_mw
              FROM market_slot WHERE start_ms = ?1",
         )?
         .query_row([start.0], |r| {
@@ -97,6 +129,7 @@ pub(crate) fn market_slot(
                     import: MilliWattHours(i),
                     export: MilliWattHours(e),
                 }),
+                base_mw: r.get(6)?,
             })
         })
         .optional()?;
@@ -120,29 +153,50 @@ mod tests {
             allocation_mw: Some(-1_500_000),
             bid_set: "{}".into(),
             metered: None,
+            base_mw: None,
         };
         let energy = Energy {
             import: MilliWattHours(10),
             export: MilliWattHours(400_000),
         };
-        assert!(!log.metered(slot.start, energy).unwrap());
+        assert!(!log.metered(slot.start, energy, 1_200).unwrap());
         assert!(log.settled(&slot).unwrap());
         let other = MarketSlot {
             outcome: "no trade".into(),
             ..slot.clone()
         };
         assert!(!log.settled(&other).unwrap());
-        assert!(log.metered(slot.start, energy).unwrap());
+        assert!(log.metered(slot.start, energy, -1_599_960).unwrap());
         let read = crate::Reader::open(&path).unwrap();
         let stored = read.market_slot(slot.start).unwrap().unwrap();
         assert_eq!(
             stored,
             MarketSlot {
                 metered: Some(energy),
-                ..slot
+                base_mw: Some(-1_599_960),
+                ..slot.clone()
             }
         );
         assert_eq!(read.market_slot(Timestamp(0)).unwrap(), None);
+        // Two more slots, one not metered: the bases are the metered ones', oldest first.
+        for start in [1_800_000, 2_700_000] {
+            let later = MarketSlot {
+                start: Timestamp(start),
+                ..slot.clone()
+            };
+            log.settled(&later).unwrap();
+        }
+        log.metered(Timestamp(2_700_000), energy, 7).unwrap();
+        let all = vec![(Timestamp(900_000), -1_599_960), (Timestamp(2_700_000), 7)];
+        assert_eq!(read.market_bases(Timestamp(3_600_000), 5).unwrap(), all);
+        assert_eq!(
+            read.market_bases(Timestamp(3_600_000), 1).unwrap(),
+            all[1..]
+        );
+        assert_eq!(
+            read.market_bases(Timestamp(2_700_000), 5).unwrap(),
+            all[..1]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use daisee_hal::{MilliWatts, Timestamp};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::market::market_slot;
+use crate::market::{market_bases, market_slot};
 use crate::{MarketSlot, RelayEvent, SlotEnergy, StoreError, query};
 
 /// The history, opened read-only.
@@ -59,5 +59,15 @@ impl Reader {
     /// The market slot starting at `start`, if the gateway settled it.
     pub fn market_slot(&self, start: Timestamp) -> Result<Option<MarketSlot>, StoreError> {
         market_slot(&self.conn, start)
+    }
+
+    /// The base loads of the latest `count` metered market slots starting before `to`, oldest
+    /// first: what the dialogue forecasts the next slots from.
+    pub fn market_bases(
+        &self,
+        to: Timestamp,
+        count: usize,
+    ) -> Result<Vec<(Timestamp, i64)>, StoreError> {
+        market_bases(&self.conn, to, count)
     }
 }

@@ -43,6 +43,8 @@ const MIGRATIONS: &[&str] = &[
         import_mwh INTEGER,
         export_mwh INTEGER
      );",
+    // 3: the base load of each metered market slot, which the next bids are forecast from.
+    "ALTER TABLE market_slot ADD COLUMN base_mw INTEGER;",
 ];
 
 /// Brings the schema of `conn` up to date. Each migration takes the write lock before it reads
@@ -64,5 +66,36 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_of_an_earlier_version_keeps_its_rows_when_brought_up_to_date() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO market_slot (start_ms, outcome, bid_set, import_mwh, export_mwh)
+             VALUES (900000, 'agreed', '{}', 10, 20)",
+            [],
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let row: (i64, Option<i64>) = conn
+            .query_row("SELECT import_mwh, base_mw FROM market_slot", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(row, (10, None));
     }
 }

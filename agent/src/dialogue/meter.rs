@@ -1,5 +1,5 @@
 //! What the grid meter counted in each slot, from the energy counters of the snapshots, and the
-//! forecast of the base load that the next bids start from.
+//! slot's base load, which the next bids are forecast from.
 
 use daisee_dialogue::Slot;
 use daisee_hal::{Energy, MilliWattHours, Timestamp};
@@ -11,11 +11,11 @@ pub(super) struct Metered {
     pub(super) slot: Slot,
     /// Energy imported and exported in it.
     pub(super) energy: Energy,
-    /// Energy the flexible loads drew in it, from their nominal powers while on.
-    pub(super) flexible_mwh: u64,
+    /// Its base load in mW: the grid's mean power without what was outside the base.
+    pub(super) base_mw: i64,
 }
 
-/// The slot under way: its counters at its first snapshot, the flexible energy so far.
+/// The slot under way: its counters at its first snapshot, the energy outside the base so far.
 #[derive(Debug, Clone, Copy)]
 struct Open {
     slot: Slot,
@@ -23,39 +23,38 @@ struct Open {
     /// Whether the gateway saw the slot begin (not an agent started halfway through it, nor a
     /// gap of a slot or more) and every reading in it: only then are its counts signed.
     whole: bool,
-    /// The flexible loads' energy so far, in mW·ms (divided once, when the slot ends).
-    flexible: u128,
+    /// The energy outside the base so far, in mW·ms (divided once, when the slot ends).
+    outside: i128,
     last: Timestamp,
-    /// The flexible power on at `last`, which held until the next snapshot.
-    flexible_mw: i64,
+    /// The power outside the base at `last`, which held until the next snapshot.
+    outside_mw: i64,
 }
 
 /// The grid meter, slot by slot.
 #[derive(Debug, Default)]
 pub(super) struct SlotMeter {
     open: Option<Open>,
-    /// The base load of the last whole slot, in mW.
-    base_mw: Option<i64>,
 }
 
 impl SlotMeter {
     /// Takes one snapshot's grid counters (`None` when the meter could not be read) and the
-    /// flexible power on then; says what the slot that just ended counted, if one ended and the
-    /// gateway saw all of it.
+    /// power outside the base then (the flexible loads on, and the production a limit holds
+    /// back, which the grid would otherwise show); says what the slot that just ended counted,
+    /// if one ended and the gateway saw all of it.
     pub(super) fn observe(
         &mut self,
         slot: Slot,
         slot_ms: i64,
         at: Timestamp,
         energy: Option<Energy>,
-        flexible_mw: i64,
+        outside_mw: i64,
     ) -> Option<Metered> {
         let mut ended = None;
         if let Some(open) = &mut self.open {
-            let ms = u128::try_from(at.millis_since(open.last)).unwrap_or(0);
-            open.flexible += u128::try_from(open.flexible_mw).unwrap_or(0) * ms;
+            let ms = i128::from(at.millis_since(open.last).max(0));
+            open.outside += i128::from(open.outside_mw) * ms;
             open.last = at;
-            open.flexible_mw = flexible_mw;
+            open.outside_mw = outside_mw;
             if open.slot != slot {
                 // Ended at this snapshot only if this is the next slot: after a gap, the counters
                 // hold more than the slot.
@@ -71,33 +70,25 @@ impl SlotMeter {
                 slot,
                 start,
                 whole: next,
-                flexible: 0,
+                outside: 0,
                 last: at,
-                flexible_mw,
+                outside_mw,
             });
         }
         let ended = ended.filter(|o| o.whole)?;
         let energy = energy?;
-        let metered = Metered {
-            slot: ended.slot,
-            energy: Energy {
-                import: MilliWattHours(energy.import.0.saturating_sub(ended.start.import.0)),
-                export: MilliWattHours(energy.export.0.saturating_sub(ended.start.export.0)),
-            },
-            flexible_mwh: u64::try_from(ended.flexible / 3_600_000).unwrap_or(u64::MAX),
+        let energy = Energy {
+            import: MilliWattHours(energy.import.0.saturating_sub(ended.start.import.0)),
+            export: MilliWattHours(energy.export.0.saturating_sub(ended.start.export.0)),
         };
-        let net = i128::from(metered.energy.import.0)
-            - i128::from(metered.energy.export.0)
-            - i128::from(metered.flexible_mwh);
-        self.base_mw = i64::try_from(net * 3_600_000 / i128::from(slot_ms.max(1))).ok();
-        Some(metered)
-    }
-
-    /// The base load to bid on: the last whole slot's, else what the grid shows now without the
-    /// flexible loads (a persistence forecast: the slot ahead is like the one before).
-    pub(super) fn base_mw(&self, grid_now_mw: Option<i64>, flexible_mw: i64) -> Option<i64> {
-        self.base_mw
-            .or_else(|| grid_now_mw.map(|g| g.saturating_sub(flexible_mw)))
+        // mWh × 3 600 000 is mW·ms: the net energy and the outside one in one unit.
+        let net = (i128::from(energy.import.0) - i128::from(energy.export.0)) * 3_600_000;
+        let base = (net - ended.outside) / i128::from(slot_ms.max(1));
+        Some(Metered {
+            slot: ended.slot,
+            energy,
+            base_mw: i64::try_from(base).unwrap_or(if base > 0 { i64::MAX } else { i64::MIN }),
+        })
     }
 }
 
@@ -126,12 +117,13 @@ mod tests {
         // A whole hour: 2.5 Wh imported, 1 Wh exported, a 1 W load on for the whole hour.
         assert_eq!(at(1, 5_400_000, some(1_700, 500), 1_000), None);
         let metered = at(2, 7_200_000, some(3_200, 1_000), 0);
+        // 1.5 Wh net in the hour, 1 Wh of it the flexible load's: a base of 0.5 W.
         assert_eq!(
             metered,
             Some(Metered {
                 slot: Slot(3_600_000),
                 energy: energy(2_500, 1_000),
-                flexible_mwh: 1_000,
+                base_mw: 500,
             })
         );
         // A reading missed in a slot, or a slot skipped: nothing is signed for it.
@@ -143,10 +135,8 @@ mod tests {
     }
 
     #[test]
-    fn the_base_is_the_last_whole_slot_else_the_grid_now() {
+    fn production_held_back_counts_outside_the_base_like_a_flexible_load() {
         let mut m = SlotMeter::default();
-        assert_eq!(m.base_mw(Some(500_000), 200_000), Some(300_000));
-        assert_eq!(m.base_mw(None, 0), None);
         let slot_ms = 3_600_000;
         m.observe(
             Slot(-slot_ms),
@@ -155,16 +145,24 @@ mod tests {
             Some(energy(0, 0)),
             0,
         );
-        m.observe(Slot(0), slot_ms, Timestamp(0), Some(energy(0, 0)), 1_000);
+        m.observe(Slot(0), slot_ms, Timestamp(0), Some(energy(0, 0)), 0);
+        // Half an hour with 2 W held back by a limit, then free: 3 Wh exported in the hour.
+        m.observe(Slot(0), slot_ms, Timestamp(1), Some(energy(0, 0)), 2_000);
         m.observe(
+            Slot(0),
+            slot_ms,
+            Timestamp(1_800_001),
+            Some(energy(0, 0)),
+            0,
+        );
+        let metered = m.observe(
             Slot(slot_ms),
             slot_ms,
             Timestamp(slot_ms),
-            Some(energy(1_500, 0)),
+            Some(energy(0, 3_000)),
             0,
         );
-        // 1.5 Wh in the hour, 1 Wh of it the flexible load's: a base of 0.5 W.
-        assert_eq!(m.base_mw(None, 0), Some(500));
-        assert_eq!(m.base_mw(Some(9_000), 0), Some(500));
+        // Unlimited, the PV would have sent 4 Wh: a base of -4 W.
+        assert_eq!(metered.map(|m| m.base_mw), Some(-4_000));
     }
 }

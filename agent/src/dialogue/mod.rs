@@ -5,10 +5,12 @@
 //! for D-Bus.
 
 mod bid;
+mod forecast;
 mod meter;
 mod records;
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,13 +21,14 @@ use daisee_dialogue::{
     Address, Bid, Clearing, GatewayKey, Member, MeterReport, Phase, SignedBid, Slot, Terms,
 };
 use daisee_hal::{Clock, RelayState, Timestamp};
-use daisee_store::MarketSlot;
+use daisee_store::{MarketSlot, Reader};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, DialogueConfig};
 use crate::daemon::{Command, Handles};
 use crate::journal::{Journal, Priority};
 use crate::snapshot::Snapshot;
+use forecast::Profile;
 use meter::{Metered, SlotMeter};
 use records::Records;
 
@@ -118,10 +121,8 @@ pub fn spawn(
         peer_id: peer_id.to_string(),
         ..DialogueStatus::default()
     });
-    let records = config
-        .store
-        .as_ref()
-        .map(|s| Records::open(s.dir.join("history.sqlite")));
+    let history = config.store.as_ref().map(|s| s.dir.join("history.sqlite"));
+    let records = history.clone().map(Records::open);
     let adapter = Adapter {
         terms,
         me,
@@ -142,10 +143,12 @@ pub fn spawn(
         free_production: 0,
         commands: handles.commands,
         node: to_node,
+        history,
         records,
         journal: Journal::from_env(),
         status,
         meter: SlotMeter::default(),
+        profile: Profile::default(),
         bid_for: None,
         refusals: 0,
         bases: BTreeMap::new(),
@@ -169,10 +172,14 @@ struct Adapter {
     free_production: i64,
     commands: std::sync::mpsc::SyncSender<Command>,
     node: mpsc::Sender<NodeCommand>,
+    /// The history's file, which the profile is read from at start.
+    history: Option<PathBuf>,
     records: Option<Records>,
     journal: Journal,
     status: watch::Sender<DialogueStatus>,
     meter: SlotMeter,
+    /// The base load of the slots metered, which bids are forecast from.
+    profile: Profile,
     bid_for: Option<Slot>,
     /// Refusals since the latest slot settled.
     refusals: u32,
@@ -189,6 +196,7 @@ impl Adapter {
         mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
         mut events: mpsc::Receiver<NodeEvent>,
     ) {
+        self.profile = self.past_bases().await;
         loop {
             tokio::select! {
                 changed = snapshots.changed() => {
@@ -205,6 +213,30 @@ impl Adapter {
                     None => return,
                 },
             }
+        }
+    }
+
+    /// The base loads the history holds, for the forecast: none at a first start (the history
+    /// does not exist yet), or if it cannot be read (logged).
+    async fn past_bases(&self) -> Profile {
+        let Some(path) = self.history.clone() else {
+            return Profile::default();
+        };
+        if !path.exists() {
+            return Profile::default();
+        }
+        let read = tokio::task::spawn_blocking(move || {
+            Reader::open(&path)?.market_bases(Timestamp(i64::MAX), forecast::KEPT)
+        })
+        .await;
+        match read {
+            Ok(Ok(bases)) => Profile::new(bases.into_iter().map(|(t, b)| (Slot(t.0), b))),
+            Ok(Err(e)) => {
+                let message = format!("dialogue: no forecast from the history: {e}");
+                self.journal.log(Priority::Warning, &message, &[]);
+                Profile::default()
+            }
+            Err(_) => Profile::default(),
         }
     }
 
@@ -255,23 +287,24 @@ impl Adapter {
             return;
         };
         let slot = self.terms.slot_at(s.at.0);
-        let flexible = self.flexible_on(s);
+        // What a limit holds back counts outside the base: a curtailed slot would make the next
+        // look darker than it is.
+        let (potential, held_back) = self.potential(s);
+        let outside = self.flexible_on(s) + held_back;
         let reading = grid.reading.as_ref().ok();
         let energy = reading.map(|_| grid.energy);
         if let Some(metered) = self
             .meter
-            .observe(slot, self.terms.slot_ms, s.at, energy, flexible)
+            .observe(slot, self.terms.slot_ms, s.at, energy, outside)
         {
             self.report(metered).await;
         }
-        let (potential, held_back) = self.potential(s);
         let next = Slot(slot.0 + self.terms.slot_ms);
         if self.bid_for < Some(next) && s.at.0 < self.terms.gate_closure(next) {
-            let Some(base) = self.meter.base_mw(reading.map(|r| r.power.0), flexible) else {
+            let now = reading.map(|r| (slot, r.power.0.saturating_sub(outside)));
+            let Some(base) = self.base(now, next) else {
                 return;
             };
-            // A curtailed slot would make the next look darker than it is.
-            let base = base - held_back;
             let bid = Bid {
                 terms: self.terms.digest(),
                 slot: next,
@@ -283,6 +316,17 @@ impl Adapter {
                 self.status.send_modify(|st| st.bid_slot = next.0);
             }
         }
+    }
+
+    /// The base load of `next`, forecast from the last slot metered if it is the one before the
+    /// current, else from `now` (the current slot and the grid's power now without what is
+    /// outside the base, if the grid was read).
+    fn base(&self, now: Option<(Slot, i64)>, next: Slot) -> Option<i64> {
+        let recent = self
+            .profile
+            .latest()
+            .filter(|(s, _)| s.0 + 2 * self.terms.slot_ms >= next.0);
+        Some(self.profile.forecast(recent.or(now)?, next))
     }
 
     /// Publishes the signed report of a slot that ended and records it.
@@ -298,8 +342,9 @@ impl Adapter {
             .get(&m.slot)
             .map_or(0, |a| report.deviation_mwh(*a, self.terms.slot_ms));
         let _ = self.node.send(NodeCommand::Report(report)).await;
+        self.profile.note(m.slot, m.base_mw);
         if let Some(records) = &self.records {
-            records.metered(Timestamp(m.slot.0), m.energy);
+            records.metered(Timestamp(m.slot.0), m.energy, m.base_mw);
         }
         self.status
             .send_modify(|st| st.report = Some((m.slot.0, deviation)));
@@ -434,6 +479,7 @@ impl Adapter {
             allocation_mw,
             bid_set: json.to_json(),
             metered: None,
+            base_mw: None,
         };
         records.settled(record);
     }

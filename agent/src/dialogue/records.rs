@@ -14,8 +14,8 @@ use crate::journal::{Journal, Priority};
 enum Record {
     /// A slot that settled.
     Settled(MarketSlot),
-    /// What the grid meter counted in a slot.
-    Metered(Timestamp, Energy),
+    /// What the grid meter counted in a slot, and its base load in mW.
+    Metered(Timestamp, Energy, i64),
 }
 
 /// The writer of the dialogue's records.
@@ -38,7 +38,9 @@ impl Records {
             for record in inbox {
                 let (start, written) = match record {
                     Record::Settled(slot) => (slot.start, log.settled(&slot).map(drop)),
-                    Record::Metered(start, energy) => (start, log.metered(start, energy).map(drop)),
+                    Record::Metered(start, energy, base_mw) => {
+                        (start, log.metered(start, energy, base_mw).map(drop))
+                    }
                 };
                 if let Err(e) = written {
                     let message = format!("dialogue: slot {} not recorded: {e}", start.0);
@@ -55,8 +57,8 @@ impl Records {
         let _ = self.0.send(Record::Settled(slot));
     }
 
-    /// Records what the grid meter counted in a settled slot.
-    pub(super) fn metered(&self, start: Timestamp, energy: Energy) {
-        let _ = self.0.send(Record::Metered(start, energy));
+    /// Records what the grid meter counted in a settled slot, and its base load.
+    pub(super) fn metered(&self, start: Timestamp, energy: Energy, base_mw: i64) {
+        let _ = self.0.send(Record::Metered(start, energy, base_mw));
     }
 }
