@@ -1,20 +1,21 @@
 //! Gateways as separate `daisee-agent` processes, each on its own `dbus-daemon` with its own key
 //! and history, bidding over real libp2p on loopback in slots of four seconds: they agree slot
 //! after slot, the signed bid sets they kept audit to what each executed, one that is killed is
-//! left out while the rest agree, a partition gives no trade on both sides until it heals, and a
-//! relay held on beyond the allocation shows in the report; over the feeder's export cap, the
+//! left out while the rest agree, a partition gives no trade on both sides until it heals, a
+//! network slower than the grace period gives no trade everywhere, and a relay held on beyond
+//! the allocation shows in the report; over the feeder's export cap, the
 //! inverters share the curtailment and each export limiter holds its home to its allocation;
 //! the base a gateway bids follows the course its history shows for the time of day.
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use daisee_api::DialogueProxy;
 use daisee_dialogue::GatewayKey;
@@ -49,29 +50,43 @@ impl Drop for Gateway {
     }
 }
 
-/// The connections between gateways of a test that partitions them: each goes through a relay
-/// of the harness, which closes those across the partition while it is cut and refuses new ones
-/// (this kernel has no netem and no packet filter).
+/// The connections between gateways of a test that partitions or slows them: each goes through
+/// a relay of the harness, which closes those across the partition while it is cut and refuses
+/// new ones, and holds every byte back by the delay of the moment (this kernel has no netem and
+/// no packet filter).
 struct Wires {
     cut: Arc<AtomicBool>,
     /// Which side of the partition each gateway is on.
     side: fn(usize) -> bool,
+    /// What each link adds to every byte's way, each way, in ms.
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Wires {
+    /// Links whose partition puts each gateway on `side`, whole and without delay.
+    fn new(side: fn(usize) -> bool) -> Self {
+        Self {
+            cut: Arc::new(AtomicBool::new(false)),
+            side,
+            delay_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
     /// A port on loopback that relays to `port`, for gateway `from` dialling gateway `to`.
     fn relay(&self, from: usize, to: usize, port: u16) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let relay = listener.local_addr().unwrap().port();
         let across = (self.side)(from) != (self.side)(to);
         let cut = Arc::clone(&self.cut);
+        let delay = Arc::clone(&self.delay_ms);
         std::thread::spawn(move || {
             for inbound in listener.incoming().flatten() {
                 if across && cut.load(Ordering::SeqCst) {
                     continue;
                 }
                 if let Ok(outbound) = TcpStream::connect(("127.0.0.1", port)) {
-                    pump(inbound, outbound, across.then(|| Arc::clone(&cut)));
+                    let cut = across.then(|| Arc::clone(&cut));
+                    pump(inbound, outbound, cut, &delay);
                 }
             }
         });
@@ -79,18 +94,18 @@ impl Wires {
     }
 }
 
-/// Copies bytes both ways between `a` and `b` until either closes, or `cut` is set.
-fn pump(a: TcpStream, b: TcpStream, cut: Option<Arc<AtomicBool>>) {
+/// Copies bytes both ways between `a` and `b`, each `delay` late, until either closes, or `cut`
+/// is set.
+fn pump(a: TcpStream, b: TcpStream, cut: Option<Arc<AtomicBool>>, delay: &Arc<AtomicU64>) {
     let done = Arc::new(AtomicBool::new(false));
-    for (mut from, mut to) in [
+    for (from, to) in [
         (a.try_clone().unwrap(), b.try_clone().unwrap()),
         (b.try_clone().unwrap(), a.try_clone().unwrap()),
     ] {
         let done = Arc::clone(&done);
+        let delay = Arc::clone(delay);
         std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from, &mut to);
-            let _ = to.flush();
-            let _ = to.shutdown(Shutdown::Both);
+            carry(from, to, &delay);
             done.store(true, Ordering::SeqCst);
         });
     }
@@ -106,6 +121,30 @@ fn pump(a: TcpStream, b: TcpStream, cut: Option<Arc<AtomicBool>>) {
             }
         });
     }
+}
+
+/// Copies `from` to `to` until either closes, each chunk written `delay` ms after it was read
+/// (in order: a slower link, not a lossy one), then shuts `to` down.
+fn carry(mut from: TcpStream, mut to: TcpStream, delay: &AtomicU64) {
+    let (queue, due) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        for (at, bytes) in due {
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            if to.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+    let mut chunk = [0; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut chunk) {
+        let at = Instant::now() + Duration::from_millis(delay.load(Ordering::SeqCst));
+        if queue.send((at, chunk[..n].to_vec())).is_err() {
+            break;
+        }
+    }
+    drop(queue);
+    let _ = writer.join();
 }
 
 /// The street's weather: cloudy, each home imports; sunny, each home has PV behind a curtailable
@@ -487,10 +526,7 @@ async fn gateways_agree_slot_after_slot_and_a_killed_one_is_left_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_gives_no_trade_on_both_sides_until_it_heals() {
-    let wires = Wires {
-        cut: Arc::new(AtomicBool::new(false)),
-        side: |g| g < 3,
-    };
+    let wires = Wires::new(|g| g < 3);
     let gateways = community("partition", 5, Some(&wires), Weather::Cloudy);
     let proxies = dialogues(&gateways).await;
     let whole = bidding(&proxies[0]).await + 2 * SLOT_MS;
@@ -513,6 +549,37 @@ async fn a_partition_gives_no_trade_on_both_sides_until_it_heals() {
     // Healed: the bootstrap peers are dialled again, and the five agree again.
     wires.cut.store(false, Ordering::SeqCst);
     let again = bidding(&proxies[0]).await + 2 * SLOT_MS;
+    settled(&proxies, again).await;
+    assert_eq!(agreed_everywhere(&gateways, &proxies, again).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_network_still_agrees_and_one_slower_than_the_grace_period_gives_no_trade() {
+    let wires = Wires::new(|_| true);
+    wires.delay_ms.store(200, Ordering::SeqCst);
+    let gateways = community("delay", 5, Some(&wires), Weather::Cloudy);
+    let proxies = dialogues(&gateways).await;
+    let slow = bidding(&proxies[0]).await + 2 * SLOT_MS;
+    settled(&proxies, slow).await;
+    assert_eq!(agreed_everywhere(&gateways, &proxies, slow).await, 5);
+
+    // 4 s each way: bids arrive after gate closure, holdings after the grace period. Each
+    // gateway holds its own bid and vote alone: no trade anywhere, never a clearing of its own.
+    wires.delay_ms.store(4_000, Ordering::SeqCst);
+    let stuck = bidding(&proxies[0]).await + SLOT_MS;
+    settled(&proxies, stuck).await;
+    for (g, p) in gateways.iter().zip(&proxies) {
+        let (outcome, step, ..) = p.slot(stuck).await.unwrap();
+        assert!(
+            outcome.starts_with("no trade") && step == -1,
+            "{}: {outcome}",
+            g.address
+        );
+    }
+
+    // Fast again, once the bytes held back have passed: the five agree again.
+    wires.delay_ms.store(0, Ordering::SeqCst);
+    let again = bidding(&proxies[0]).await + 3 * SLOT_MS;
     settled(&proxies, again).await;
     assert_eq!(agreed_everywhere(&gateways, &proxies, again).await, 5);
 }

@@ -1,6 +1,7 @@
-//! The dialogue over libp2p: TCP with noise and yamux, gossipsub (signed, strictly validated) on
-//! one topic per community for bids, holdings and reports, request-response to fetch a peer's
-//! bids when digests differ, identify, and mDNS on the LAN beside the configured bootstrap peers.
+//! The dialogue over libp2p: TCP with noise and yamux, gossipsub (every message signed by its
+//! gateway, strictly validated) on one topic per community for bids, holdings and reports,
+//! request-response to fetch the bids a peer holds and this node lacks when digests differ,
+//! identify, and mDNS on the LAN beside the configured bootstrap peers.
 //! A [`Node`] keeps one [`SlotBook`] per slot and drives each through gate closure, agreement and
 //! settlement on its clock.
 
