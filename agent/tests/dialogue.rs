@@ -500,6 +500,18 @@ async fn agreed_everywhere(
     json["bids"].as_array().unwrap().len()
 }
 
+/// Each gateway's record of `slot` says no trade.
+async fn no_trade_everywhere(gateways: &[Gateway], proxies: &[DialogueProxy<'static>], slot: i64) {
+    for (g, p) in gateways.iter().zip(proxies) {
+        let (outcome, step, ..) = p.slot(slot).await.unwrap();
+        assert!(
+            outcome.starts_with("no trade") && step == -1,
+            "{}: {outcome}",
+            g.address
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_agree_slot_after_slot_and_a_killed_one_is_left_out() {
     let mut gateways = community("agree", 5, None, Weather::Cloudy);
@@ -537,14 +549,7 @@ async fn a_partition_gives_no_trade_on_both_sides_until_it_heals() {
     wires.cut.store(true, Ordering::SeqCst);
     let apart = bidding(&proxies[0]).await + SLOT_MS;
     settled(&proxies, apart).await;
-    for (g, p) in gateways.iter().zip(&proxies) {
-        let (outcome, step, ..) = p.slot(apart).await.unwrap();
-        assert!(
-            outcome.starts_with("no trade") && step == -1,
-            "{}: {outcome}",
-            g.address
-        );
-    }
+    no_trade_everywhere(&gateways, &proxies, apart).await;
 
     // Healed: the bootstrap peers are dialled again, and the five agree again.
     wires.cut.store(false, Ordering::SeqCst);
@@ -568,14 +573,7 @@ async fn a_slow_network_still_agrees_and_one_slower_than_the_grace_period_gives_
     wires.delay_ms.store(4_000, Ordering::SeqCst);
     let stuck = bidding(&proxies[0]).await + SLOT_MS;
     settled(&proxies, stuck).await;
-    for (g, p) in gateways.iter().zip(&proxies) {
-        let (outcome, step, ..) = p.slot(stuck).await.unwrap();
-        assert!(
-            outcome.starts_with("no trade") && step == -1,
-            "{}: {outcome}",
-            g.address
-        );
-    }
+    no_trade_everywhere(&gateways, &proxies, stuck).await;
 
     // Fast again, once the bytes held back have passed: the five agree again.
     wires.delay_ms.store(0, Ordering::SeqCst);
