@@ -8,6 +8,7 @@
 
 mod block;
 mod market;
+mod outbox;
 mod query;
 mod reader;
 mod schema;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, params};
 
 pub use block::Damaged;
 pub use market::{MarketLog, MarketSlot};
+pub use outbox::{Outbox, OutboxState, Pending, Posting, Signed};
 pub use reader::Reader;
 
 /// Length of an energy slot: 15 minutes, aligned to the hour.

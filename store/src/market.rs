@@ -3,7 +3,6 @@
 //! counted. Written by the dialogue's adapter on a connection of its own, beside the history's.
 
 use std::path::Path;
-use std::time::Duration;
 
 use daisee_hal::{Energy, MilliWattHours, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -39,12 +38,9 @@ pub struct MarketLog {
 impl MarketLog {
     /// Opens the history at `path` (creating it, bringing its schema up to date) for the slots.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        schema::migrate(&conn)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn: schema::open_writer(path, "NORMAL")?,
+        })
     }
 
     /// Records a settled slot; a slot settles once, so a second record of it changes nothing.
@@ -112,28 +108,49 @@ pub(crate) fn market_slot(
     start: Timestamp,
 ) -> Result<Option<MarketSlot>, StoreError> {
     let row = conn
-        .prepare_cached(
-            "SELECT outcome, price_step, allocation_mw, bid_set, import_mwh, export_mwh, base_mw
-             FROM market_slot WHERE start_ms = ?1",
-        )?
-        .query_row([start.0], |r| {
-            let import: Option<u64> = r.get(4)?;
-            let export: Option<u64> = r.get(5)?;
-            Ok(MarketSlot {
-                start,
-                outcome: r.get(0)?,
-                price_step: r.get(1)?,
-                allocation_mw: r.get(2)?,
-                bid_set: r.get(3)?,
-                metered: import.zip(export).map(|(i, e)| Energy {
-                    import: MilliWattHours(i),
-                    export: MilliWattHours(e),
-                }),
-                base_mw: r.get(6)?,
-            })
-        })
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM market_slot WHERE start_ms = ?1"
+        ))?
+        .query_row([start.0], slot_of_row)
         .optional()?;
     Ok(row)
+}
+
+/// The agreed and metered slots not yet queued for settlement on the ledger, oldest first, at
+/// most `limit`.
+pub(crate) fn unsettled(conn: &Connection, limit: usize) -> Result<Vec<MarketSlot>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM market_slot m
+         WHERE outcome = 'agreed' AND import_mwh IS NOT NULL AND NOT EXISTS
+            (SELECT 1 FROM ledger_outbox o WHERE o.kind = 'settlement' AND o.at_ms = m.start_ms)
+         ORDER BY start_ms LIMIT ?1"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let slots = statement
+        .query_map([limit], slot_of_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(slots)
+}
+
+/// The columns [`slot_of_row`] reads, in its order.
+const COLUMNS: &str =
+    "start_ms, outcome, price_step, allocation_mw, bid_set, import_mwh, export_mwh, base_mw";
+
+fn slot_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MarketSlot> {
+    let import: Option<u64> = r.get(5)?;
+    let export: Option<u64> = r.get(6)?;
+    Ok(MarketSlot {
+        start: Timestamp(r.get(0)?),
+        outcome: r.get(1)?,
+        price_step: r.get(2)?,
+        allocation_mw: r.get(3)?,
+        bid_set: r.get(4)?,
+        metered: import.zip(export).map(|(i, e)| Energy {
+            import: MilliWattHours(i),
+            export: MilliWattHours(e),
+        }),
+        base_mw: r.get(7)?,
+    })
 }
 
 #[cfg(test)]

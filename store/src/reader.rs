@@ -56,6 +56,17 @@ impl Reader {
         query::relay_events(&self.conn, from, to)
     }
 
+    /// The channels with history, by name.
+    pub fn channels(&self) -> Result<Vec<String>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT name FROM channel ORDER BY name")?;
+        let names = statement
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(names)
+    }
+
     /// The market slot starting at `start`, if the gateway settled it.
     pub fn market_slot(&self, start: Timestamp) -> Result<Option<MarketSlot>, StoreError> {
         market_slot(&self.conn, start)

@@ -1,6 +1,9 @@
 //! The schema and its migrations: `PRAGMA user_version` says which have run; each runs once, in
 //! its own transaction, so a power cut mid-migration leaves the previous version intact.
 
+use std::path::Path;
+use std::time::Duration;
+
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::StoreError;
@@ -45,7 +48,37 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 3: the base load of each metered market slot, which the next bids are forecast from.
     "ALTER TABLE market_slot ADD COLUMN base_mw INTEGER;",
+    // 4: the ledger's outbox: each transaction from queued to confirmed, its signed bytes kept
+    // from before it is first sent.
+    "CREATE TABLE ledger_outbox (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        call BLOB NOT NULL,
+        state TEXT NOT NULL,
+        nonce INTEGER,
+        tx_hash BLOB,
+        raw_tx BLOB,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try_ms INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        queued_ms INTEGER NOT NULL,
+        done_ms INTEGER,
+        UNIQUE (kind, at_ms)
+     );
+     CREATE INDEX ledger_outbox_due ON ledger_outbox (state, next_try_ms);",
 ];
+
+/// Opens the history at `path` for a writer of its own beside the store's (creating it, bringing
+/// its schema up to date), in WAL mode with `synchronous` (`NORMAL` or `FULL`).
+pub(crate) fn open_writer(path: &Path, synchronous: &str) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    migrate(&conn)?;
+    Ok(conn)
+}
 
 /// Brings the schema of `conn` up to date. Each migration takes the write lock before it reads
 /// the version, so that two connections opening the file at once run it once.

@@ -1,0 +1,17 @@
+//! The gateway's readings and the market slots it settled, on an Ethereum ledger that anyone can
+//! check: the contract's bindings, the Merkle tree of an interval's readings, signed slot results,
+//! and the courier that sends what the outbox in the history holds, exactly once.
+
+pub mod admin;
+mod chain;
+pub mod contract;
+mod courier;
+#[cfg(feature = "devnet")]
+pub mod devnet;
+mod interval;
+mod merkle;
+
+pub use chain::{Chain, Failure, SignedCall, settlement_hash};
+pub use courier::{Courier, OutboxError, Pass};
+pub use interval::{INTERVAL_MS, Interval};
+pub use merkle::{Reading, ReadingTree, verify};
