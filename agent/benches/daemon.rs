@@ -127,6 +127,75 @@ fn measure_in_community(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64)
     measure(binary, &config, bus)
 }
 
+/// Measures `binary` as [`measure`] does, with a `[ledger]` on a local anvil and two hours of
+/// 16 channels at 1 Hz in its history before it starts: it commits those eight intervals (and
+/// the day's earlier, empty ones) while it is measured. Also returns how many transactions it
+/// sent by the end.
+fn measure_with_ledger(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64, u64) {
+    use daisee_ledger::admin::Admin;
+    use daisee_ledger::devnet::{CHAIN_ID, Devnet, OPERATOR_SECRET, terms};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let node = Devnet::start(0, None, true).expect("anvil (npm ci in ledger/contracts)");
+    let key = GatewayKey::from_secret(&[7; 32]).expect("key");
+    let data = dir.join("data-ledger");
+    std::fs::create_dir_all(&data).expect("data directory");
+    let key_file = data.join("gateway.key");
+    std::fs::write(&key_file, key.to_hex()).expect("key");
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("key mode");
+    let chain = daisee_ledger::Chain::new(&node.url(), CHAIN_ID, Default::default(), &key.secret())
+        .expect("chain");
+    let contract = runtime.block_on(async {
+        let operator = Admin::new(&node.url(), &OPERATOR_SECRET).expect("operator");
+        let contract = operator.deploy().await.expect("deploy");
+        let terms = terms("bench", operator.address(), 900_000);
+        operator
+            .create_community(contract, &terms)
+            .await
+            .expect("community");
+        let eth = daisee_ledger::U256::from(10u64).pow(daisee_ledger::U256::from(19u64));
+        let ratings = (20_000_000, 10_000_000);
+        let (address, gas) = (chain.address(), (eth, daisee_ledger::U256::ZERO));
+        operator
+            .enroll(contract, address, "bench", ratings, gas)
+            .await
+            .expect("enroll");
+        contract
+    });
+    let retention = daisee_store::Retention {
+        samples: Duration::from_secs(86_400 * 30),
+        max_pending: 200_000,
+    };
+    let mut store =
+        daisee_store::Store::open(&data.join("history.sqlite"), retention).expect("history");
+    let now = daisee_hal::SystemClock.now().0;
+    for s in 0..7_200 {
+        let at = Timestamp(now - 7_200_000 + s * 1_000);
+        for c in 0..CHANNELS {
+            let power = daisee_hal::MilliWatts(1_000_000 + s + c as i64);
+            store.record(at, &format!("ch{c}"), power, daisee_hal::Energy::default());
+        }
+    }
+    store.flush().expect("flush");
+    drop(store);
+    let config = dir.join("ledger.toml");
+    let text = self::config(&data, 1000)
+        + &format!(
+            "\n[ledger]\nrpc_url = \"{}\"\nchain_id = {CHAIN_ID}\ncontract = \"{contract}\"\ngrid = \"ch0\"\n",
+            node.url()
+        );
+    std::fs::write(&config, text).expect("agent config");
+    let (share, rss, anon) = measure(binary, &config, bus);
+    let sent = runtime.block_on(chain.nonce(false)).expect("nonce");
+    (share, rss, anon, sent)
+}
+
 /// CPU time of all threads of `pid` (scheduler statistics, in ns), its resident memory and the
 /// anonymous part of it (heap and stacks) in KiB.
 fn proc_figures(pid: u32) -> (Duration, u64, u64) {
@@ -275,6 +344,15 @@ fn main() {
     println!(
         "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
         format!("  in a dialogue of 3, {} s slots", BENCH_SLOT_MS / 1000),
+        "",
+        rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        ""
+    );
+    let (share, rss, anon, sent) = measure_with_ledger(Path::new(&binary), &dir, &bus);
+    println!(
+        "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
+        format!("  with the ledger on, {sent} intervals committed"),
         "",
         rss as f64 / 1024.0,
         anon as f64 / 1024.0,

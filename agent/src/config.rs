@@ -7,6 +7,7 @@ mod dialogue;
 mod file;
 mod gateway;
 mod inverter;
+mod ledger;
 mod meter;
 mod modbus;
 mod relay;
@@ -19,6 +20,7 @@ pub use control::ControlConfig;
 pub use dialogue::DialogueConfig;
 pub use file::{Change, ChangeError, ConfigFile};
 pub use inverter::Inverter;
+pub use ledger::LedgerConfig;
 pub use meter::{Meter, MeterMap};
 pub use modbus::{Link, ModbusBus};
 pub use relay::{Relay, RelayOutput};
@@ -62,6 +64,8 @@ pub struct Config {
     pub control: Option<ControlConfig>,
     /// The machine dialogue, if the gateway bids in a community.
     pub dialogue: Option<DialogueConfig>,
+    /// The ledger, if the gateway records on one.
+    pub ledger: Option<LedgerConfig>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +86,7 @@ struct File {
     store: Option<Spanned<store::StoreTable>>,
     control: Option<Spanned<control::ControlTable>>,
     dialogue: Option<Spanned<dialogue::DialogueTable>>,
+    ledger: Option<Spanned<ledger::LedgerTable>>,
 }
 
 impl Config {
@@ -130,6 +135,11 @@ impl Config {
             .as_ref()
             .map(|t| dialogue::dialogue(&at, t, &channels, store.is_some(), sim.as_ref()))
             .transpose()?;
+        let ledger = file
+            .ledger
+            .as_ref()
+            .map(|t| ledger::ledger(&at, t, &channels, store.is_some()))
+            .transpose()?;
         Ok(Config {
             name,
             poll_interval_ms,
@@ -142,6 +152,7 @@ impl Config {
             store,
             control,
             dialogue,
+            ledger,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod dialogue;
 pub mod fault;
 pub mod identity;
 pub mod journal;
+pub mod ledger;
 pub mod notify;
 pub mod setup;
 pub mod snapshot;

@@ -14,7 +14,7 @@ use crate::dbus::{self, Bus};
 use crate::devices::Devices;
 use crate::notify::Notifier;
 use crate::view::{Style, View};
-use crate::{dialogue, identity};
+use crate::{dialogue, identity, ledger};
 
 /// Where the agent looks for its configuration when none is given.
 pub const DEFAULT_CONFIG: &str = "/etc/daisee/agent.toml";
@@ -138,6 +138,16 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         .as_ref()
         .map_or_else(String::new, |k| k.address().to_string());
     let (daemon, handles) = Daemon::new(&config, devices, Arc::clone(&clock), notifier);
+    let ledger = match (&config.ledger, &config.store, &key) {
+        (Some(ledger), Some(store), Some(key)) => {
+            ledger::spawn(ledger, store, key, Arc::clone(&clock))
+                // The gateway meters and controls without its ledger; the history keeps what it owes.
+                .map_err(|e| eprintln!("daisee-agent: the ledger: {e}; running without it"))
+                .ok()
+                .map(|status| (status, ledger.grid.clone()))
+        }
+        _ => None,
+    };
     let dialogue = match (&config.dialogue, key) {
         (Some(dialogue), Some(key)) => {
             let _entered = runtime.enter();
@@ -155,6 +165,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         history,
         address,
         dialogue,
+        ledger,
     };
     let _service = runtime.block_on(serve_dbus(&options.dbus, served))?;
     let interval = std::time::Duration::from_millis(config.poll_interval_ms);

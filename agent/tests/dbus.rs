@@ -130,6 +130,16 @@ import_w = 9000
 export_w = 6000
 "#;
 
+/// A ledger whose node is away (nothing listens on the discard port): the object is there all
+/// the same, and nothing the gateway owes is lost.
+const LEDGER: &str = r#"
+[ledger]
+rpc_url = "http://127.0.0.1:9"
+chain_id = 31337
+contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+grid = "grid"
+"#;
+
 async fn setup(name: &str) -> Setup {
     let dir = std::env::temp_dir().join(format!("daisee-dbus-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -204,7 +214,8 @@ async fn setup(name: &str) -> Setup {
             "[store]\ndir = \"{}\"\nflush_interval_ms = 200\n\n[control]",
             dir.0.join("data").display()
         ),
-    ) + &DIALOGUE.replace("ADDRESS", &key.address().to_string());
+    ) + &DIALOGUE.replace("ADDRESS", &key.address().to_string())
+        + LEDGER;
     std::fs::write(&config, text).unwrap();
     let agent = Running(
         Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
@@ -378,6 +389,7 @@ async fn introspection_matches_the_checked_in_description() {
         "/org/daisee/Gateway1/Controller",
         "/org/daisee/Gateway1/Dialogue",
         "/org/daisee/Gateway1/History",
+        "/org/daisee/Gateway1/Ledger",
         "/org/daisee/Gateway1/Update",
     ] {
         let xml: String = call(

@@ -7,7 +7,7 @@ mod proxies;
 
 pub use proxies::{
     ConfigProxy, ControllerProxy, DialogueProxy, GatewayProxy, HistoryProxy, InverterProxy,
-    MeterProxy, RelayProxy, UpdateProxy,
+    LedgerProxy, MeterProxy, RelayProxy, UpdateProxy,
 };
 
 /// The bus name the agent owns.
@@ -27,6 +27,8 @@ pub const CONTROLLER_PATH: &str = "/org/daisee/Gateway1/Controller";
 pub const HISTORY_PATH: &str = "/org/daisee/Gateway1/History";
 /// The machine dialogue's object (when the gateway is in a community).
 pub const DIALOGUE_PATH: &str = "/org/daisee/Gateway1/Dialogue";
+/// The ledger's object (when the gateway records on one).
+pub const LEDGER_PATH: &str = "/org/daisee/Gateway1/Ledger";
 /// The update slots object.
 pub const UPDATE_PATH: &str = "/org/daisee/Gateway1/Update";
 

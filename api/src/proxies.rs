@@ -149,6 +149,51 @@ pub trait Dialogue {
     fn slot(&self, slot: i64) -> zbus::Result<(String, i32, i64, String)>;
 }
 
+/// The gateway on its community's ledger.
+#[proxy(
+    interface = "org.daisee.Gateway1.Ledger",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/Ledger"
+)]
+pub trait Ledger {
+    /// The gateway's account.
+    #[zbus(property)]
+    fn address(&self) -> zbus::Result<String>;
+    /// The chain's id.
+    #[zbus(property)]
+    fn chain_id(&self) -> zbus::Result<u64>;
+    /// The contract's address.
+    #[zbus(property)]
+    fn contract(&self) -> zbus::Result<String>;
+    /// The node's URL.
+    #[zbus(property)]
+    fn rpc_url(&self) -> zbus::Result<String>;
+    /// Energy credits in the smallest unit (decimal); empty until read.
+    #[zbus(property)]
+    fn credits(&self) -> zbus::Result<String>;
+    /// Transactions not yet confirmed.
+    #[zbus(property)]
+    fn queued(&self) -> zbus::Result<u64>;
+    /// Transactions the contract refused.
+    #[zbus(property)]
+    fn refused(&self) -> zbus::Result<u64>;
+    /// The newest interval committed and confirmed; 0 before the first.
+    #[zbus(property)]
+    fn last_interval(&self) -> zbus::Result<i64>;
+    /// The newest slot settled and confirmed; 0 before the first.
+    #[zbus(property)]
+    fn last_slot(&self) -> zbus::Result<i64>;
+    /// Why the chain is not reached; empty when it is.
+    #[zbus(property)]
+    fn error(&self) -> zbus::Result<String>;
+    /// A reading and its proof: (time, mW, interval start, root, proof).
+    fn prove(
+        &self,
+        channel: &str,
+        time: i64,
+    ) -> zbus::Result<(i64, i64, i64, Vec<u8>, Vec<Vec<u8>>)>;
+}
+
 /// The history.
 #[proxy(
     interface = "org.daisee.Gateway1.History",

@@ -1,6 +1,7 @@
 //! `daiseectl`: the gateway from the command line, over the agent's D-Bus API.
 
 mod audit;
+mod ledger;
 mod show;
 
 use std::process::ExitCode;
@@ -59,6 +60,19 @@ enum Command {
     /// The machine dialogue.
     #[command(subcommand)]
     Dialogue(DialogueCommand),
+    /// The ledger: the gateway's account, credits, and what waits in its outbox.
+    Ledger,
+    /// A reading with its Merkle proof, checked against the chain (not the gateway): whether the
+    /// gateway committed it.
+    Prove {
+        /// The channel's name.
+        channel: String,
+        /// The time, in ms since 1970: the reading at it or the last before it in its interval.
+        time: i64,
+        /// The node to ask (your own, to trust no one); the gateway's by default.
+        #[arg(long, value_name = "URL")]
+        rpc: Option<String>,
+    },
     /// Prints a completion script for a shell.
     Completions {
         /// The shell.
@@ -211,6 +225,8 @@ async fn command(conn: &Connection, command: Command) -> zbus::Result<()> {
             println!("{bids}");
             Ok(())
         }
+        Command::Ledger => ledger::status(conn).await,
+        Command::Prove { channel, time, rpc } => ledger::prove(conn, &channel, time, rpc).await,
         Command::Completions { .. }
         | Command::Man
         | Command::Dialogue(DialogueCommand::Clear { .. }) => Ok(()),

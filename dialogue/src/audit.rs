@@ -63,6 +63,10 @@ pub struct Audit {
     pub rejected: Vec<(usize, Rejection)>,
     /// Senders excluded for equivocating, with their two bids.
     pub excluded: Vec<Equivocation>,
+    /// The terms the bids were made under.
+    pub terms: Arc<Terms>,
+    /// The digest of the bid set that counts, as the members voted on it.
+    pub digest: [u8; 32],
 }
 
 /// Why a file could not be audited.
@@ -164,7 +168,7 @@ pub fn reclear(json: &str) -> Result<Audit, AuditError> {
     let file: BidSetJson = serde_json::from_str(json)?;
     let terms = Arc::new(file.terms()?);
     // An auditor is no member; its book takes bids as fetched ones, lateness aside.
-    let mut book = SlotBook::new(terms, Slot(file.slot), Address([0; 20]));
+    let mut book = SlotBook::new(Arc::clone(&terms), Slot(file.slot), Address([0; 20]));
     let mut rejected = Vec::new();
     for (i, text) in file.bids.iter().enumerate() {
         let bid = text
@@ -183,5 +187,7 @@ pub fn reclear(json: &str) -> Result<Audit, AuditError> {
         outcome: book.clearing(),
         rejected,
         excluded: book.evidence().into_iter().cloned().collect(),
+        digest: book.digest(),
+        terms,
     })
 }

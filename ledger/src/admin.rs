@@ -117,6 +117,25 @@ impl Admin {
             .await
     }
 
+    /// Gives `gateway` `eth` of the chain's currency for its gas and `credits`, and registers
+    /// it in `community` with its ratings (as the owner and the community's admin at once).
+    pub async fn enroll(
+        &self,
+        contract: Address,
+        gateway: Address,
+        community: &str,
+        (import_mw, export_mw): (u64, u64),
+        (eth, credits): (U256, U256),
+    ) -> Result<(), Failure> {
+        self.fund(gateway, eth).await?;
+        if !credits.is_zero() {
+            self.mint(contract, gateway, credits).await?;
+        }
+        self.register(contract, gateway, community, import_mw, export_mw)
+            .await
+            .map(drop)
+    }
+
     /// Waits for a sent transaction's receipt; the gas it used.
     async fn land(
         &self,

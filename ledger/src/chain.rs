@@ -202,15 +202,7 @@ impl Chain {
         reading: &Reading,
         proof: &[B256],
     ) -> Result<bool, Failure> {
-        let call = DaiseeLedger::verifyReadingCall {
-            gateway,
-            channel: reading.channel.clone(),
-            timeMs: reading.at.0,
-            powerMw: reading.power.0,
-            proof: proof.to_vec(),
-        };
-        let out = self.call(&call.abi_encode()).await?;
-        bool::abi_decode(&out).map_err(|e| Failure::Away(format!("verifyReading: {e}")))
+        verify_with(&self.provider, self.contract, gateway, reading, proof).await
     }
 
     /// The gateway's signature of its result `r` (EIP-191 over [`settlement_hash`]).
@@ -245,6 +237,46 @@ impl Chain {
             .with_to(self.contract)
             .with_input(call.to_vec())
     }
+}
+
+/// Asks the contract at `contract` on the node at `rpc` whether `reading` is in `gateway`'s
+/// commitment of its interval: what anyone can check, with no key.
+pub async fn verify_reading(
+    rpc: &str,
+    contract: Address,
+    gateway: Address,
+    reading: &Reading,
+    proof: &[B256],
+) -> Result<bool, Failure> {
+    let provider = RootProvider::new_http(rpc_url(rpc)?);
+    verify_with(&provider, contract, gateway, reading, proof).await
+}
+
+async fn verify_with(
+    provider: &RootProvider,
+    contract: Address,
+    gateway: Address,
+    reading: &Reading,
+    proof: &[B256],
+) -> Result<bool, Failure> {
+    let call = DaiseeLedger::verifyReadingCall {
+        gateway,
+        channel: reading.channel.clone(),
+        timeMs: reading.at.0,
+        powerMw: reading.power.0,
+        proof: proof.to_vec(),
+    };
+    let request = TransactionRequest::default()
+        .with_to(contract)
+        .with_input(call.abi_encode());
+    let out = provider.call(request).await?;
+    bool::abi_decode(&out).map_err(|e| Failure::Away(format!("verifyReading: {e}")))
+}
+
+/// Whether `text` is a node's URL: http or https, with a host.
+pub fn is_rpc_url(text: &str) -> bool {
+    text.parse::<reqwest::Url>()
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
 /// The URL of a node, with the process's TLS provider (ring) installed for an https one.

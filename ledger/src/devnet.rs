@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use alloy::primitives::Address;
+
+use crate::admin::CommunityTerms;
+
 /// The secret of anvil's first development account, which deploys and administers.
 pub const OPERATOR_SECRET: [u8; 32] = [
     0xac, 0x09, 0x74, 0xbe, 0xc3, 0x9a, 0x17, 0xe3, 0x6b, 0xa4, 0xa6, 0xb4, 0xd2, 0x38, 0xff, 0x94,
@@ -14,6 +18,26 @@ pub const OPERATOR_SECRET: [u8; 32] = [
 
 /// Anvil's chain id.
 pub const CHAIN_ID: u64 = 31_337;
+
+/// The pool account of the communities made here.
+pub const POOL: Address = Address::repeat_byte(0xAA);
+
+/// The grid account of the communities made here.
+pub const GRID: Address = Address::repeat_byte(0xBB);
+
+/// A community named `name` administered by `admin`, with [`POOL`] and [`GRID`], slots of
+/// `slot_ms` and the grid's tariffs at 0.30 (import) and 0.08 (feed-in) a kWh.
+pub fn terms(name: &str, admin: Address, slot_ms: i64) -> CommunityTerms {
+    CommunityTerms {
+        name: name.into(),
+        admin,
+        pool: POOL,
+        grid: GRID,
+        slot_ms,
+        import_tariff: 300_000,
+        feed_in_tariff: 80_000,
+    }
+}
 
 /// A running anvil, stopped when dropped.
 #[derive(Debug)]

@@ -11,7 +11,8 @@ pub mod devnet;
 mod interval;
 mod merkle;
 
-pub use chain::{Chain, Failure, SignedCall, settlement_hash};
+pub use alloy::primitives::{Address, B256, U256};
+pub use chain::{Chain, Failure, SignedCall, is_rpc_url, settlement_hash, verify_reading};
 pub use courier::{Courier, OutboxError, Pass};
 pub use interval::{INTERVAL_MS, Interval};
 pub use merkle::{Reading, ReadingTree, verify};

@@ -9,20 +9,16 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::SolCall;
 use daisee_hal::{Energy, MilliWattHours, MilliWatts, Timestamp};
-use daisee_ledger::admin::{Admin, CommunityTerms, community_id};
+use daisee_ledger::admin::{Admin, community_id};
 use daisee_ledger::contract::DaiseeLedger::{self, DaiseeLedgerErrors, SlotResult};
-use daisee_ledger::devnet::{CHAIN_ID, Devnet, OPERATOR_SECRET};
+use daisee_ledger::devnet::{CHAIN_ID, Devnet, GRID, OPERATOR_SECRET, POOL, terms};
 use daisee_ledger::{Chain, Courier, Failure, INTERVAL_MS, Interval, Reading};
 use daisee_store::{Outbox, Posting, Reader, Retention, Store};
 
 const COMMUNITY: &str = "rue-des-lilas";
 const SLOT_MS: i64 = 900_000;
-/// 0.20 a kWh, and the grid's tariffs around it.
+/// 0.20 a kWh, between the grid's tariffs (0.30 and 0.08, `devnet::terms`).
 const PRICE: u64 = 200_000;
-const IMPORT_TARIFF: u64 = 300_000;
-const FEED_IN_TARIFF: u64 = 80_000;
-const POOL: Address = Address::repeat_byte(0xAA);
-const GRID: Address = Address::repeat_byte(0xBB);
 /// The credits each account starts with: 1000 units of currency.
 const START_CREDITS: u64 = 1_000_000_000_000_000_000;
 
@@ -43,15 +39,7 @@ impl Ledger {
     async fn start_on(node: Devnet, n: usize, name: &str) -> Self {
         let operator = Admin::new(&node.url(), &OPERATOR_SECRET).unwrap();
         let contract = operator.deploy().await.unwrap();
-        let terms = CommunityTerms {
-            name: COMMUNITY.into(),
-            admin: operator.address(),
-            pool: POOL,
-            grid: GRID,
-            slot_ms: SLOT_MS,
-            import_tariff: IMPORT_TARIFF,
-            feed_in_tariff: FEED_IN_TARIFF,
-        };
+        let terms = terms(COMMUNITY, operator.address(), SLOT_MS);
         operator.create_community(contract, &terms).await.unwrap();
         for account in [POOL, GRID] {
             operator
@@ -82,15 +70,12 @@ impl Ledger {
 
     /// Gives gateway `i` gas and credits, and registers it.
     async fn register(&self, i: usize) {
-        let address = self.chain(i).address();
         let eth = U256::from(10u64).pow(U256::from(19u64));
-        self.operator.fund(address, eth).await.unwrap();
+        let credits = U256::from(START_CREDITS);
+        let address = self.chain(i).address();
+        let ratings = (10_000_000, 10_000_000);
         self.operator
-            .mint(self.contract, address, U256::from(START_CREDITS))
-            .await
-            .unwrap();
-        self.operator
-            .register(self.contract, address, COMMUNITY, 10_000_000, 10_000_000)
+            .enroll(self.contract, address, COMMUNITY, ratings, (eth, credits))
             .await
             .unwrap();
     }

@@ -108,6 +108,23 @@ impl Outbox {
         Ok(rows == 1)
     }
 
+    /// Records that nothing will be sent for `posting` at `at`, and why (a record that makes no
+    /// call): it is not offered again.
+    pub fn skip(
+        &self,
+        posting: Posting,
+        at: Timestamp,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO ledger_outbox (kind, at_ms, call, state, error, queued_ms, done_ms)
+             VALUES (?1, ?2, x'', 'refused', ?3, ?4, ?4)",
+            params![posting.as_str(), at.0, why, now.0],
+        )?;
+        Ok(())
+    }
+
     /// The newest interval or slot queued for `posting`, whatever became of it.
     pub fn newest(&self, posting: Posting) -> Result<Option<Timestamp>, StoreError> {
         self.newest_in(posting, "('queued', 'sent', 'confirmed', 'refused')")

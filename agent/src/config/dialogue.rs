@@ -157,11 +157,12 @@ fn addresses(at: &Locator<'_>, key: &str, texts: &[String]) -> Result<Vec<Multia
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::config::Config;
 
-    /// A community of two with a grid sensor, for tests.
-    const DIALOGUE: &str = r#"
+    /// A home with a history and a simulated grid sensor, for the tests of the tables that need
+    /// both.
+    pub(in crate::config) const SITE: &str = r#"
 [store]
 dir = "/data"
 
@@ -175,7 +176,10 @@ power_w = 500
 name = "grid"
 backend = "sim"
 loads = ["house"]
+"#;
 
+    /// A community of two, for tests.
+    const COMMUNITY: &str = r#"
 [dialogue]
 community = "rue-des-lilas"
 grid = "grid"
@@ -202,34 +206,39 @@ import_w = 9000
 export_w = 0
 "#;
 
+    fn dialogue() -> String {
+        format!("{SITE}{COMMUNITY}")
+    }
+
     #[test]
     fn the_terms_are_read_and_checked_by_the_protocol() {
-        let c = Config::parse(DIALOGUE).unwrap();
+        let c = Config::parse(&dialogue()).unwrap();
         let d = c.dialogue.unwrap();
         assert_eq!(d.terms.members.len(), 2);
         assert_eq!(d.terms.quorum, 2);
         assert_eq!(d.terms.members[0].import_mw, 9_000_000);
         assert_eq!(d.net.listen.len(), 1);
-        let e =
-            Config::parse(&DIALOGUE.replace("feed_in_tariff_step = 8", "feed_in_tariff_step = 31"))
-                .unwrap_err();
+        let e = Config::parse(
+            &dialogue().replace("feed_in_tariff_step = 8", "feed_in_tariff_step = 31"),
+        )
+        .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("dialogue"), "{e}");
         assert!(e.message.contains("tariff"), "{e}");
-        let e = Config::parse(&DIALOGUE.replace("0x2222", "0x22")).unwrap_err();
+        let e = Config::parse(&dialogue().replace("0x2222", "0x22")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("dialogue.member[1].address"), "{e}");
-        let e =
-            Config::parse(&DIALOGUE.replace("/ip4/127.0.0.1/tcp/0", "127.0.0.1:4610")).unwrap_err();
+        let e = Config::parse(&dialogue().replace("/ip4/127.0.0.1/tcp/0", "127.0.0.1:4610"))
+            .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("dialogue.listen"), "{e}");
         let e =
-            Config::parse(&DIALOGUE.replace("grid = \"grid\"", "grid = \"meter\"")).unwrap_err();
+            Config::parse(&dialogue().replace("grid = \"grid\"", "grid = \"meter\"")).unwrap_err();
         assert_eq!(
             (e.line, e.key.as_deref()),
             (Some(18), Some("dialogue.grid")),
             "{e}"
         );
-        let e = Config::parse(&DIALOGUE.replace("[store]\ndir = \"/data\"", "")).unwrap_err();
+        let e = Config::parse(&dialogue().replace("[store]\ndir = \"/data\"", "")).unwrap_err();
         assert!(e.message.contains("needs a [store]"), "{e}");
-        let e = Config::parse(&DIALOGUE.replace("[sim]", "[sim]\nspeed = 60")).unwrap_err();
+        let e = Config::parse(&dialogue().replace("[sim]", "[sim]\nspeed = 60")).unwrap_err();
         assert!(e.message.contains("real time"), "{e}");
     }
 }

@@ -11,6 +11,7 @@ mod dialogue;
 mod gateway;
 mod history;
 mod inverter;
+mod ledger;
 mod meter;
 mod rauc;
 mod read_only;
@@ -23,8 +24,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
 
 use daisee_api::{
-    BUS_NAME, CONFIG_PATH, CONTROLLER_PATH, DIALOGUE_PATH, GATEWAY_PATH, HISTORY_PATH, ROOT,
-    UPDATE_PATH, inverter_path, meter_path, relay_path,
+    BUS_NAME, CONFIG_PATH, CONTROLLER_PATH, DIALOGUE_PATH, GATEWAY_PATH, HISTORY_PATH, LEDGER_PATH,
+    ROOT, UPDATE_PATH, inverter_path, meter_path, relay_path,
 };
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -35,6 +36,7 @@ use zbus::object_server::{Interface, InterfaceRef};
 use crate::config::ConfigFile;
 use crate::daemon::{Command, Handles};
 use crate::dialogue::DialogueStatus;
+use crate::ledger::LedgerStatus;
 use crate::snapshot::Snapshot;
 use changes::Changes;
 use config::ConfigObject;
@@ -43,6 +45,7 @@ use dialogue::{DialogueObject, Shown};
 use gateway::GatewayObject;
 use history::HistoryObject;
 use inverter::InverterObject;
+use ledger::LedgerObject;
 use meter::MeterObject;
 use read_only::ReadOnly;
 use relay::RelayObject;
@@ -132,6 +135,8 @@ pub struct Served {
     pub address: String,
     /// The dialogue's status, if it runs.
     pub dialogue: Option<watch::Receiver<DialogueStatus>>,
+    /// The ledger's status and the channel its commitments total, if it runs.
+    pub ledger: Option<(watch::Receiver<LedgerStatus>, String)>,
 }
 
 /// Starts the service: puts every object in place, owns the name (never taking it from another
@@ -143,6 +148,7 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
         history,
         address,
         dialogue,
+        ledger,
     } = served;
     let builder = match &bus {
         Bus::System => zbus::connection::Builder::system(),
@@ -189,7 +195,10 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
         .map_err(ServeError::Connect)?;
     put_devices(&conn, &config, &channels, &handles.commands).await?;
     if let Some(status) = dialogue {
-        put_dialogue(&conn, status, history).await?;
+        put_dialogue(&conn, status, history.clone()).await?;
+    }
+    if let (Some((status, grid)), Some(history)) = (ledger, history) {
+        put_ledger(&conn, status, history, grid).await?;
     }
     conn.object_server()
         .at(UPDATE_PATH, ReadOnly(UpdateObject { conn: conn.clone() }))
@@ -264,6 +273,33 @@ async fn put_dialogue(
         while status.changed().await.is_ok() {
             let now = status.borrow_and_update().clone();
             // A failed signal is one missed change; the properties hold the latest.
+            let _ = refresh(Some(&iface), |o| o.update(&now)).await;
+        }
+    });
+    Ok(())
+}
+
+/// The ledger's object, following its status.
+async fn put_ledger(
+    conn: &Connection,
+    mut status: watch::Receiver<LedgerStatus>,
+    history: PathBuf,
+    grid: String,
+) -> zbus::Result<()> {
+    let object = LedgerObject {
+        shown: status.borrow_and_update().clone(),
+        history,
+        grid,
+        one_at_a_time: tokio::sync::Semaphore::new(1),
+    };
+    conn.object_server()
+        .at(LEDGER_PATH, ReadOnly(object))
+        .await?;
+    let iface: InterfaceRef<ReadOnly<LedgerObject>> =
+        conn.object_server().interface(LEDGER_PATH).await?;
+    tokio::spawn(async move {
+        while status.changed().await.is_ok() {
+            let now = status.borrow_and_update().clone();
             let _ = refresh(Some(&iface), |o| o.update(&now)).await;
         }
     });
