@@ -66,7 +66,7 @@ impl Ledger {
     }
 
     fn provider(&self) -> RootProvider {
-        RootProvider::new_http(self.node.url().parse().unwrap())
+        daisee_ledger::node(&self.node.url()).unwrap()
     }
 
     /// A gateway's configuration with this ledger, and slots of [`LEDGER_SLOT_MS`].

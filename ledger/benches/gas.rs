@@ -26,22 +26,29 @@ async fn gas_of(provider: &RootProvider, chain: &Chain, call: &[u8]) -> u64 {
     let nonce = chain.nonce(true).await.expect("nonce");
     let signed = chain.sign(call, nonce, gas).await.expect("signed");
     chain.broadcast(&signed.raw).await.expect("sent");
-    let receipt = provider
-        .get_transaction_receipt(signed.hash)
-        .await
-        .expect("receipt")
-        .expect("mined");
+    let mut receipt = None;
+    for _ in 0..200 {
+        receipt = provider
+            .get_transaction_receipt(signed.hash)
+            .await
+            .expect("receipt");
+        if receipt.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let receipt = receipt.expect("mined within 4 s");
     assert!(receipt.status(), "the transaction reverted");
     receipt.gas_used
 }
 
-/// The readings of one interval: `channels` channels at 1 Hz.
-fn interval_readings(channels: usize) -> Vec<Reading> {
+/// The readings of the interval starting at `start`: `channels` channels at 1 Hz.
+fn interval_readings(start: i64, channels: usize) -> Vec<Reading> {
     (0..channels)
         .flat_map(|c| {
             (0..INTERVAL_MS / 1000).map(move |s| Reading {
                 channel: format!("ch{c}"),
-                at: Timestamp(START + s * 1000),
+                at: Timestamp(start + s * 1000),
                 power: MilliWatts(1_000_000 + s * 7 + c as i64),
             })
         })
@@ -55,14 +62,11 @@ fn mean(values: &[u64]) -> u64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let node = Devnet::start(0, None, true).expect("anvil (npm ci in ledger/contracts)");
-    let provider = RootProvider::new_http(node.url().parse().expect("url"));
+    let provider = daisee_ledger::node(&node.url()).expect("url");
     let operator = Admin::new(&node.url(), &OPERATOR_SECRET).expect("operator");
     let contract = operator.deploy().await.expect("deploy");
-    let deployed = provider
-        .get_transaction_count(operator.address())
-        .await
-        .expect("count");
     let credits = U256::from(10u64).pow(U256::from(21u64));
+    let eth = U256::from(10u64).pow(U256::from(19u64));
     let mut gateways = Vec::new();
     for (name, members) in [("two", 2u8), ("five", 5), ("ten", 10)] {
         let terms = terms(name, operator.address(), SLOT_MS);
@@ -76,7 +80,7 @@ async fn main() {
             let chain = Chain::new(&node.url(), CHAIN_ID, contract, &secret).expect("chain");
             let ratings = (20_000_000, 20_000_000);
             operator
-                .enroll(contract, chain.address(), name, ratings, (credits, credits))
+                .enroll(contract, chain.address(), name, ratings, (eth, credits))
                 .await
                 .expect("enroll");
             chains.push(chain);
@@ -89,7 +93,6 @@ async fn main() {
             .await
             .expect("mint");
     }
-    println!("contract deployed ({deployed} transactions by the operator so far)\n");
 
     // Commitments: the same gas whatever the readings behind the root.
     println!(
@@ -99,10 +102,11 @@ async fn main() {
     let committer = &gateways[0].1[0];
     let mut commit_gas = Vec::new();
     for (k, channels) in [1usize, 4, 16].into_iter().enumerate() {
-        let readings = interval_readings(channels);
+        let interval = START + k as i64 * INTERVAL_MS;
+        let readings = interval_readings(interval, channels);
         let tree = ReadingTree::new(readings.iter().map(Reading::leaf).collect());
         let call = DaiseeLedger::commitCall {
-            interval: START + k as i64 * INTERVAL_MS,
+            interval,
             root: tree.root(),
             readings: readings.len() as u32,
             importMwh: 250_000,
@@ -110,7 +114,7 @@ async fn main() {
         };
         let gas = gas_of(&provider, committer, &call.abi_encode()).await;
         commit_gas.push(gas);
-        let proof = tree.proof(readings.len() / 2).expect("proof").len();
+        let proof = tree.proof(0).expect("proof").len();
         println!(
             "{:<44} {:>10} {gas:>12} {proof:>12}",
             format!("  {channels} channel(s) at 1 Hz"),
@@ -119,7 +123,7 @@ async fn main() {
     }
 
     // Checking a reading: a view, free to anyone, but it has a gas figure all the same.
-    let readings = interval_readings(16);
+    let readings = interval_readings(START + 2 * INTERVAL_MS, 16);
     let tree = ReadingTree::new(readings.iter().map(Reading::leaf).collect());
     let (reading, index) = (&readings[5000], 5000);
     let proof: Vec<B256> = tree.proof(index).expect("proof");
@@ -147,13 +151,17 @@ async fn main() {
         proof.len(),
         proof.len() * 32
     );
-    println!("{:<44} {:>12}", "readings in the interval", "proof hashes");
+    println!(
+        "{:<44} {:>12}",
+        "readings in an interval's tree", "proof hashes"
+    );
     for n in [60usize, 900, 3_600, 14_400, 57_600] {
         let tree = ReadingTree::new((0..n).map(|i| B256::from(U256::from(i + 1))).collect());
         println!(
             "{:<44} {:>12}",
             format!("  {n}"),
-            tree.proof(n - 1).expect("proof").len()
+            // The first leaf's path: the longest, no level skipped for want of a sibling.
+            tree.proof(0).expect("proof").len()
         );
     }
 

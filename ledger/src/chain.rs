@@ -78,11 +78,11 @@ impl Chain {
         contract: Address,
         secret: &[u8; 32],
     ) -> Result<Self, Failure> {
-        let url = rpc_url(rpc)?;
+        let provider = node(rpc)?;
         let signer = PrivateKeySigner::from_bytes(&B256::from(*secret))
             .map_err(|e| Failure::Misconfigured(format!("gateway key: {e}")))?;
         Ok(Self {
-            provider: RootProvider::new_http(url),
+            provider,
             wallet: EthereumWallet::from(signer.clone()),
             signer,
             contract,
@@ -248,8 +248,7 @@ pub async fn verify_reading(
     reading: &Reading,
     proof: &[B256],
 ) -> Result<bool, Failure> {
-    let provider = RootProvider::new_http(rpc_url(rpc)?);
-    verify_with(&provider, contract, gateway, reading, proof).await
+    verify_with(&node(rpc)?, contract, gateway, reading, proof).await
 }
 
 async fn verify_with(
@@ -279,7 +278,13 @@ pub fn is_rpc_url(text: &str) -> bool {
         .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
-/// The URL of a node, with the process's TLS provider (ring) installed for an https one.
+/// A client of the node at `rpc`, keyless (http, or https through rustls on ring).
+pub fn node(rpc: &str) -> Result<RootProvider, Failure> {
+    Ok(RootProvider::new_http(rpc_url(rpc)?))
+}
+
+/// The URL of a node, with the process's TLS provider (ring) installed: reqwest builds every
+/// client with it, and panics without one.
 pub(crate) fn rpc_url(rpc: &str) -> Result<reqwest::Url, Failure> {
     // Installing fails only if a provider is installed already, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -12,7 +12,7 @@ mod interval;
 mod merkle;
 
 pub use alloy::primitives::{Address, B256, U256};
-pub use chain::{Chain, Failure, SignedCall, is_rpc_url, settlement_hash, verify_reading};
+pub use chain::{Chain, Failure, SignedCall, is_rpc_url, node, settlement_hash, verify_reading};
 pub use courier::{Courier, OutboxError, Pass};
 pub use interval::{INTERVAL_MS, Interval};
 pub use merkle::{Reading, ReadingTree, verify};

@@ -618,8 +618,7 @@ async fn a_courier_killed_between_signing_and_confirmation_sends_nothing_twice()
     outbox.signed(first.id, &record).unwrap();
     drop(outbox);
     // Killed again after sending the second, before its receipt: the node mines nothing yet.
-    let provider =
-        alloy::providers::ProviderBuilder::new().connect_http(ledger.node.url().parse().unwrap());
+    let provider = daisee_ledger::node(&ledger.node.url()).unwrap();
     use alloy::providers::Provider;
     let _: Option<bool> = provider
         .raw_request("evm_setAutomine".into(), (false,))
