@@ -5,14 +5,18 @@
 pub mod admin;
 mod chain;
 pub mod contract;
+#[cfg(feature = "outbox")]
 mod courier;
 #[cfg(feature = "devnet")]
 pub mod devnet;
+#[cfg(feature = "outbox")]
 mod interval;
 mod merkle;
 
 pub use alloy::primitives::{Address, B256, U256};
 pub use chain::{Chain, Failure, SignedCall, is_rpc_url, node, settlement_hash, verify_reading};
+#[cfg(feature = "outbox")]
 pub use courier::{Courier, OutboxError, Pass};
+#[cfg(feature = "outbox")]
 pub use interval::{INTERVAL_MS, Interval};
 pub use merkle::{Reading, ReadingTree, verify};
