@@ -21,7 +21,7 @@ use daisee_hal::{Clock, Energy, MilliWattHours, MilliWatts, SystemClock, Timesta
 use daisee_ledger::admin::{Admin, community_id};
 use daisee_ledger::contract::DaiseeLedger;
 use daisee_ledger::devnet::{CHAIN_ID, Devnet, GRID, OPERATOR_SECRET, POOL, terms};
-use daisee_ledger::{Address, Chain, INTERVAL_MS, U256};
+use daisee_ledger::{Address, Chain, U256, interval_of};
 use daisee_store::{Retention, Store};
 
 /// The community's name in the harness's configuration.
@@ -197,8 +197,7 @@ async fn five_gateways_settle_the_slot_their_dialogue_agreed() {
 
 /// The interval an hour before now, and a writer of a minute of its readings on `channel`.
 fn an_hour_ago() -> Timestamp {
-    let at = SystemClock.now().0 - 3_600_000;
-    Timestamp(at - at.rem_euclid(INTERVAL_MS))
+    interval_of(Timestamp(SystemClock.now().0 - 3_600_000))
 }
 
 fn record_minute(path: &Path, interval: Timestamp, channel: &str, power_w: i64) {

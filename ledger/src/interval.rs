@@ -12,6 +12,11 @@ use crate::merkle::{Reading, ReadingTree};
 /// Length of a commitment's interval: the history's energy slot, 15 minutes aligned to the hour.
 pub const INTERVAL_MS: i64 = SLOT_MS;
 
+/// The start of the interval containing `at`.
+pub fn interval_of(at: Timestamp) -> Timestamp {
+    Timestamp(at.0 - at.0.rem_euclid(INTERVAL_MS))
+}
+
 /// An interval's readings, their tree and the grid's energy in it.
 #[derive(Debug, Clone)]
 pub struct Interval {
@@ -25,7 +30,7 @@ impl Interval {
     /// The interval containing `at`, as the history holds it; `grid` names the channel whose
     /// energy the commitment totals.
     pub fn read(reader: &Reader, at: Timestamp, grid: &str) -> Result<Self, StoreError> {
-        let start = Timestamp(at.0 - at.0.rem_euclid(INTERVAL_MS));
+        let start = interval_of(at);
         let end = Timestamp(start.0 + INTERVAL_MS);
         let mut readings = Vec::new();
         for channel in reader.channels()? {

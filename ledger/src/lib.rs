@@ -18,5 +18,5 @@ pub use chain::{Chain, Failure, SignedCall, is_rpc_url, node, settlement_hash, v
 #[cfg(feature = "outbox")]
 pub use courier::{Courier, OutboxError, Pass};
 #[cfg(feature = "outbox")]
-pub use interval::{INTERVAL_MS, Interval};
+pub use interval::{INTERVAL_MS, Interval, interval_of};
 pub use merkle::{Reading, ReadingTree, verify};

@@ -308,6 +308,22 @@ impl Names {
     }
 }
 
+/// Checks that `key`'s `value` names a channel: a sensor, meter or inverter of `channels`.
+pub(super) fn channel(
+    at: &Locator<'_>,
+    channels: &Names,
+    key: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    if !channels.contains(value) {
+        return Err(at.error(
+            key,
+            format!("no sensor, meter or inverter named {}", quote(value)),
+        ));
+    }
+    Ok(())
+}
+
 /// A required key's value, or an error saying what to give.
 pub(super) fn required<T>(
     at: &Locator<'_>,

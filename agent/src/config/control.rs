@@ -7,7 +7,7 @@ use daisee_hal::MilliWatts;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::check::{self, ConfigError, Locator, Names, quote};
+use super::check::{self, ConfigError, Locator, Names};
 use super::relay::Relay;
 
 /// Demand response.
@@ -50,12 +50,7 @@ pub(super) fn control(
     cx: &Context<'_>,
 ) -> Result<ControlConfig, ConfigError> {
     let (at, t) = (at.table(table.span(), "control"), table.get_ref());
-    if !cx.channels.contains(&t.grid) {
-        return Err(at.error(
-            "grid",
-            format!("no sensor, meter or inverter named {}", quote(&t.grid)),
-        ));
-    }
+    check::channel(&at, cx.channels, "grid", &t.grid)?;
     let watts = |key: &str, w: f64| check::watts(&at, key, w, true, 10);
     let import_limit = match t.import_limit_w {
         Some(limit) => Some(ImportLimit {

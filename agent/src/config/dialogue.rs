@@ -8,7 +8,7 @@ use daisee_dialogue::{Address, Member, PriceBasis, Step, Terms};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::check::{ConfigError, Locator, Names, quote};
+use super::check::{self, ConfigError, Locator, Names, quote};
 use super::sim::SimSite;
 
 /// The machine dialogue, if the gateway takes part in one.
@@ -78,12 +78,7 @@ pub(super) fn dialogue(
             "runs in real time: the simulated site's speed must be 1",
         ));
     }
-    if !channels.contains(&t.grid) {
-        return Err(at.error(
-            "grid",
-            format!("no sensor, meter or inverter named {}", quote(&t.grid)),
-        ));
-    }
+    check::channel(&at, channels, "grid", &t.grid)?;
     let members = t
         .member
         .iter()

@@ -4,7 +4,7 @@ use daisee_ledger::Address;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::check::{ConfigError, Locator, Names, quote};
+use super::check::{self, ConfigError, Locator, Names, quote};
 
 /// The ledger, if the gateway records on one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,12 +55,7 @@ pub(super) fn ledger(
         .contract
         .parse::<Address>()
         .map_err(|_| at.error("contract", "not an address (0x and 40 hex digits)"))?;
-    if !channels.contains(&t.grid) {
-        return Err(at.error(
-            "grid",
-            format!("no sensor, meter or inverter named {}", quote(&t.grid)),
-        ));
-    }
+    check::channel(&at, channels, "grid", &t.grid)?;
     Ok(LedgerConfig {
         rpc_url: t.rpc_url.clone(),
         chain_id: t.chain_id,

@@ -124,7 +124,7 @@ impl LedgerObject {
                 "no reading of {channel} at or before {time} in its interval"
             ))
         })?;
-        let interval = time - time.rem_euclid(daisee_ledger::INTERVAL_MS);
+        let interval = daisee_ledger::interval_of(Timestamp(time)).0;
         Ok((
             reading.at.0,
             reading.power.0,

@@ -264,19 +264,7 @@ async fn put_dialogue(
         history,
         one_at_a_time: tokio::sync::Semaphore::new(1),
     };
-    conn.object_server()
-        .at(DIALOGUE_PATH, ReadOnly(object))
-        .await?;
-    let iface: InterfaceRef<ReadOnly<DialogueObject>> =
-        conn.object_server().interface(DIALOGUE_PATH).await?;
-    tokio::spawn(async move {
-        while status.changed().await.is_ok() {
-            let now = status.borrow_and_update().clone();
-            // A failed signal is one missed change; the properties hold the latest.
-            let _ = refresh(Some(&iface), |o| o.update(&now)).await;
-        }
-    });
-    Ok(())
+    serve_following(conn, DIALOGUE_PATH, object, status, DialogueObject::update).await
 }
 
 /// The ledger's object, following its status.
@@ -292,15 +280,29 @@ async fn put_ledger(
         grid,
         one_at_a_time: tokio::sync::Semaphore::new(1),
     };
-    conn.object_server()
-        .at(LEDGER_PATH, ReadOnly(object))
-        .await?;
-    let iface: InterfaceRef<ReadOnly<LedgerObject>> =
-        conn.object_server().interface(LEDGER_PATH).await?;
+    serve_following(conn, LEDGER_PATH, object, status, LedgerObject::update).await
+}
+
+/// Serves `object` at `path` and updates it with `update` from each new `status`, signalling
+/// what changed: the objects of the adapters, which publish their status on a watch.
+async fn serve_following<I, S>(
+    conn: &Connection,
+    path: &'static str,
+    object: I,
+    mut status: watch::Receiver<S>,
+    update: fn(&mut I, &S) -> Changes,
+) -> zbus::Result<()>
+where
+    I: Interface,
+    S: Clone + Send + Sync + 'static,
+{
+    conn.object_server().at(path, ReadOnly(object)).await?;
+    let iface: InterfaceRef<ReadOnly<I>> = conn.object_server().interface(path).await?;
     tokio::spawn(async move {
         while status.changed().await.is_ok() {
             let now = status.borrow_and_update().clone();
-            let _ = refresh(Some(&iface), |o| o.update(&now)).await;
+            // A failed signal is one missed change; the properties hold the latest.
+            let _ = refresh(Some(&iface), |o| update(o, &now)).await;
         }
     });
     Ok(())

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use daisee_dialogue::GatewayKey;
 use daisee_hal::{Clock, Timestamp};
-use daisee_ledger::{Chain, Courier, Failure, INTERVAL_MS, Interval, Pass};
+use daisee_ledger::{Chain, Courier, Failure, INTERVAL_MS, Interval, Pass, interval_of};
 use daisee_store::{Outbox, Posting, Reader, StoreError};
 use tokio::sync::watch;
 
@@ -242,11 +242,6 @@ impl Adapter {
     fn log(&self, priority: Priority, message: &str) {
         self.journal.log(priority, message, &[]);
     }
-}
-
-/// The interval containing `at`.
-fn interval_of(at: Timestamp) -> Timestamp {
-    Timestamp(at.0 - at.0.rem_euclid(INTERVAL_MS))
 }
 
 /// Builds the reading and proof of `channel` at `at` from the history at `history`, with the
