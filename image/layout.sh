@@ -2,7 +2,7 @@
 # What image/build and image/make-test-fixtures share, sourced from the repository's root with
 # `work` set: image/layout read into shell variables, its templates filled in, bundles made.
 
-# COMPATIBLE, EFI_MOUNT, GRUBENV, TRIES.
+# COMPATIBLE, EFI_MOUNT, GRUBENV, TRIES, CONSOLE.
 # shellcheck source=SCRIPTDIR/layout/layout.env
 . image/layout/layout.env
 
@@ -45,6 +45,31 @@ render() { # TEMPLATE [KEY=VALUE]...
         return 1
     fi
     printf '%s\n' "$text"
+}
+
+# Installs into ROOT the files image/layout/files lists for the ROUTEs (all, debian).
+install_files() { # ROOT ROUTE...
+    local root=$1 source destination mode route
+    shift
+    while read -r source destination mode route; do
+        [[ " $* " == *" $route "* ]] || continue
+        install -D -m "$mode" "$source" "$root$destination"
+    done < <(grep -Ev '^[[:space:]]*(#|$)' image/layout/files)
+}
+
+# Makes DIR's development CA (ca.cert.pem, ca.key.pem) and bundle signing key (signing.cert.pem,
+# signing.key.pem) unless it has them: keys for development and the tests, never for production.
+dev_keys() { # DIR
+    local keys=$1
+    [ -f "$keys/ca.cert.pem" ] && return
+    mkdir -p "$keys"
+    openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/O=DAISEE development/CN=DAISEE development CA" \
+        -keyout "$keys/ca.key.pem" -out "$keys/ca.cert.pem" -addext "basicConstraints=critical,CA:true" \
+        -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+    openssl req -newkey rsa:3072 -nodes -subj "/O=DAISEE development/CN=DAISEE development bundles" \
+        -keyout "$keys/signing.key.pem" -out "$keys/signing.csr.pem" 2>/dev/null
+    openssl x509 -req -in "$keys/signing.csr.pem" -CA "$keys/ca.cert.pem" -CAkey "$keys/ca.key.pem" \
+        -CAcreateserial -days 3650 -out "$keys/signing.cert.pem" 2>/dev/null
 }
 
 # Makes OUTPUT, a bundle (verity) of the slot image ROOT signed by KEY_DIR's signing key.
