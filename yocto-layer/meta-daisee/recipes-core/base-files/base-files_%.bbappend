@@ -1,4 +1,4 @@
 # /etc/fstab is image/'s: daisee-os installs it (the read-only root, /data, volatile /var).
-do_install:append() {
-	rm ${D}${sysconfdir}/fstab
+do_install:append:daisee() {
+    rm ${D}${sysconfdir}/fstab
 }

@@ -1,8 +1,13 @@
 SUMMARY = "DAISEE gateway update bundle"
 DESCRIPTION = "daisee-image's root slot, signed, for RAUC on gateways of this machine: its \
-compatible string names the machine and the Yocto route, so a gateway of another board or one \
-built by image/build refuses it."
+               compatible string names the machine and the Yocto route, so a gateway of \
+               another board or one built by image/build refuses it."
+HOMEPAGE = "https://github.com/daisee/gateway"
+BUGTRACKER = "https://github.com/daisee/gateway/issues"
+SECTION = "images"
 LICENSE = "MIT"
+# The bundle is made of daisee-image's output alone.
+SRC_URI = ""
 
 inherit bundle
 

@@ -1,18 +1,15 @@
 SUMMARY = "DAISEE gateway agent and its command line"
 DESCRIPTION = "daisee-agent reads the gateway's sensors, meters and inverters, switches its \
-relays for demand response, negotiates with neighbouring gateways and records energy flows; \
-daiseectl configures and inspects it over D-Bus."
-HOMEPAGE = "https://github.com/daisee/gateway"
+               relays for demand response, negotiates with neighbouring gateways and records \
+               energy flows; daiseectl configures and inspects it over D-Bus."
 SECTION = "network"
-LICENSE = "Apache-2.0"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
-inherit daisee-tree cargo
+inherit daisee_tree cargo
 
 # The Cargo workspace this layer sits in (lib/daisee/tree.py), its crates from the lock file.
 # The ledger's contracts/ holds npm's node_modules once the tests ran there: only what cargo reads.
 DAISEE_CRATE_PARTS[ledger] = "Cargo.toml src tests benches contracts/DaiseeLedger.json"
-SRC_URI = "${@daisee.tree.workspace_uri(d)}"
+SRC_URI += "${@daisee.tree.workspace_uri(d)}"
 require daisee-agent-crates.inc
 
 # The two binaries the gateway runs; the simulator, image tools and benches stay on the host.

@@ -1,39 +1,36 @@
 SUMMARY = "DAISEE gateway A/B boot configuration for GRUB"
 DESCRIPTION = "image/grub.cfg.in filled in for this machine (GRUB EFI reads it from the EFI \
-partition and picks the root slot by its counters), and the first grubenv with the counters \
-image/layout/grubenv gives a new disk."
-HOMEPAGE = "https://github.com/daisee/gateway"
+               partition and picks the root slot by its counters), and the first grubenv with \
+               the counters image/layout/grubenv gives a new disk."
 SECTION = "bootloaders"
-LICENSE = "Apache-2.0"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
-inherit daisee-tree deploy nopackages
+inherit daisee_tree deploy nopackages
 
-SRC_URI = "file://image/layout.sh;subdir=gateway \
-           file://image/layout;subdir=gateway \
-           file://image/grub.cfg.in;subdir=gateway \
-           "
+SRC_URI += "file://image/layout.sh;subdir=gateway \
+            file://image/layout;subdir=gateway \
+            file://image/grub.cfg.in;subdir=gateway \
+            "
 
 do_compile() {
-	# image/build's renderer, with this machine's console.
-	bash -c '. image/layout.sh && render image/grub.cfg.in CONSOLE="$1"' sh "${DAISEE_CONSOLE}" > ${B}/grub.cfg
-	# GRUB's environment block: a header, the variables, '#' up to 1024 bytes (what
-	# grub-editenv writes; image/build runs it, here it is not built for the host).
-	{
-		echo "# GRUB Environment Block"
-		grep -Ev '^[[:space:]]*(#|$)' image/layout/grubenv
-	} > ${B}/grubenv.head
-	padding=$(expr 1024 - $(stat -c %s ${B}/grubenv.head))
-	if [ "$padding" -lt 0 ]; then
-		bbfatal "image/layout/grubenv does not fit GRUB's 1024-byte environment block"
-	fi
-	cp ${B}/grubenv.head ${B}/grubenv
-	head -c "$padding" /dev/zero | tr '\0' '#' >> ${B}/grubenv
+    # image/build's renderer, with this machine's console.
+    bash -c '. image/layout.sh && render image/grub.cfg.in CONSOLE="$1"' sh "${DAISEE_CONSOLE}" > ${B}/grub.cfg
+    # GRUB's environment block: a header, the variables, '#' up to 1024 bytes (what
+    # grub-editenv writes; image/build runs it, here it is not built for the host).
+    {
+        echo "# GRUB Environment Block"
+        grep -Ev '^[[:space:]]*(#|$)' image/layout/grubenv
+    } > ${B}/grubenv.head
+    padding=$(expr 1024 - $(stat -c %s ${B}/grubenv.head))
+    if [ "$padding" -lt 0 ]; then
+        bbfatal "image/layout/grubenv does not fit GRUB's 1024-byte environment block"
+    fi
+    cp ${B}/grubenv.head ${B}/grubenv
+    head -c "$padding" /dev/zero | tr '\0' '#' >> ${B}/grubenv
 }
 
 do_deploy() {
-	install -m 0644 ${B}/grub.cfg ${DEPLOYDIR}/daisee-grub.cfg
-	install -m 0644 ${B}/grubenv ${DEPLOYDIR}/daisee-grubenv
+    install -m 0644 ${B}/grub.cfg ${DEPLOYDIR}/daisee-grub.cfg
+    install -m 0644 ${B}/grubenv ${DEPLOYDIR}/daisee-grubenv
 }
 addtask deploy after do_compile before do_build
 do_deploy[vardeps] += "DAISEE_CONSOLE"

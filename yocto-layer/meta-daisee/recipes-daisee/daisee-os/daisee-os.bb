@@ -1,19 +1,16 @@
 SUMMARY = "DAISEE gateway system files"
 DESCRIPTION = "The units, D-Bus policies, users, udev rule, tmpfiles and mount table that run \
-the agent on a read-only root with its state on /data: image/layout/files's lines of route \
-all, the same files image/build installs."
-HOMEPAGE = "https://github.com/daisee/gateway"
+               the agent on a read-only root with its state on /data: image/layout/files's \
+               lines of route all, the same files image/build installs."
 SECTION = "base"
-LICENSE = "Apache-2.0"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
-inherit daisee-tree allarch systemd useradd
+inherit daisee_tree allarch systemd useradd
 
-SRC_URI = "${@daisee.tree.files_uri(d, 'all')} \
-           file://image/layout.sh;subdir=gateway \
-           file://image/layout;subdir=gateway \
-           file://image/agent.toml;subdir=gateway \
-           "
+SRC_URI += "${@daisee.tree.files_uri(d, 'all')} \
+            file://image/layout.sh;subdir=gateway \
+            file://image/layout;subdir=gateway \
+            file://image/agent.toml;subdir=gateway \
+            "
 
 # The agent's user and groups as agent/systemd/daisee.sysusers gives them, fixed ids included:
 # files on /data keep their owners across updates.
@@ -24,17 +21,16 @@ USERADD_PARAM:${PN} = "${@daisee.tree.useradd(d)}"
 SYSTEMD_SERVICE:${PN} = "daisee-agent.service daisee-boot-health.service"
 
 do_install() {
-	# image/build's own installer, for the lines every image takes.
-	bash -c '. image/layout.sh && install_files "$1" all' sh ${D}
-	# Mount points on the read-only root.
-	install -d ${D}/data ${D}${@daisee.tree.layout(d, 'EFI_MOUNT')}
-	# What a new disk's data partition holds (wic/daisee.wks.in): the first configuration, with
-	# the owners and modes image/build gives it.
-	install -d -m 2770 -o daisee -g daisee-admin ${D}${datadir}/daisee/data/daisee
-	install -m 0660 -o daisee -g daisee-admin image/agent.toml ${D}${datadir}/daisee/data/daisee/agent.toml
+    # image/build's own installer, for the lines every image takes.
+    bash -c '. image/layout.sh && install_files "$1" all' sh ${D}
+    # Mount points on the read-only root.
+    install -d ${D}/data ${D}${@daisee.tree.layout(d, 'EFI_MOUNT')}
+    # What a new disk's data partition holds (files/wic/daisee.wks.in): the first configuration,
+    # with the owners and modes image/build gives it.
+    install -d -m 2770 -o daisee -g daisee-admin ${D}${datadir}/daisee/data/daisee
+    install -m 0660 -o daisee -g daisee-admin image/agent.toml ${D}${datadir}/daisee/data/daisee/agent.toml
 }
 
-FILES:${PN} = "/data ${sysconfdir} ${nonarch_libdir} ${libexecdir}/daisee ${datadir}/dbus-1 ${datadir}/daisee \
-               ${@daisee.tree.layout(d, 'EFI_MOUNT')}"
+FILES:${PN} += "/data ${nonarch_libdir} ${@daisee.tree.layout(d, 'EFI_MOUNT')}"
 # boot-health marks slots with rauc and reads GRUB's counters.
-RDEPENDS:${PN} = "rauc grub-editenv"
+RDEPENDS:${PN} = "grub-editenv rauc"

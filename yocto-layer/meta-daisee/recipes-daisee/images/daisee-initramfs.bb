@@ -1,10 +1,13 @@
 SUMMARY = "DAISEE gateway initramfs"
 DESCRIPTION = "Mounts the booted slot's read-only root by its partition name and prepares the \
-data partition (initramfs-module-daisee-data) before systemd starts."
+               data partition (initramfs-module-daisee-data) before systemd starts."
+HOMEPAGE = "https://github.com/daisee/gateway"
+BUGTRACKER = "https://github.com/daisee/gateway/issues"
+SECTION = "images"
 LICENSE = "MIT"
 
-PACKAGE_INSTALL = "initramfs-framework-base initramfs-module-udev initramfs-module-rootfs \
-                   initramfs-module-daisee-data ${VIRTUAL-RUNTIME_base-utils} udev base-passwd"
+PACKAGE_INSTALL = "${VIRTUAL-RUNTIME_base-utils} base-passwd initramfs-framework-base \
+                   initramfs-module-daisee-data initramfs-module-rootfs initramfs-module-udev udev"
 PACKAGE_EXCLUDE = "kernel-image-*"
 IMAGE_FEATURES = ""
 IMAGE_LINGUAS = ""

@@ -1,27 +1,24 @@
 SUMMARY = "initramfs-framework module: the DAISEE gateway's data partition"
 DESCRIPTION = "Runs image/'s daisee-data, the Debian image's initramfs-tools script, on the \
-mounted root: grows the data partition, repairs and mounts it on /data, and bind-mounts the \
-gateway's machine-id, hostname and network configuration from it."
-HOMEPAGE = "https://github.com/daisee/gateway"
+               mounted root: grows the data partition, repairs and mounts it on /data, and \
+               bind-mounts the gateway's machine-id, hostname and network configuration."
 SECTION = "base"
-LICENSE = "Apache-2.0"
-LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
-inherit daisee-tree allarch
+inherit daisee_tree allarch
 
-SRC_URI = "file://image/rootfs/etc/initramfs-tools/scripts/local-bottom/daisee-data;subdir=gateway \
-           file://daisee \
-           file://functions \
-           "
+SRC_URI += "file://image/rootfs/etc/initramfs-tools/scripts/local-bottom/daisee-data;subdir=gateway \
+            file://daisee \
+            file://functions \
+            "
 
 do_install() {
-	# After 90-rootfs mounts the slot, before 99-finish switches to it.
-	install -D -m 0755 ${UNPACKDIR}/daisee ${D}/init.d/95-daisee
-	install -D -m 0644 ${UNPACKDIR}/functions ${D}/scripts/functions
-	install -D -m 0755 image/rootfs/etc/initramfs-tools/scripts/local-bottom/daisee-data \
-		${D}${datadir}/daisee/daisee-data
+    # After 90-rootfs mounts the slot, before 99-finish switches to it.
+    install -D -m 0755 ${UNPACKDIR}/daisee ${D}/init.d/95-daisee
+    install -D -m 0644 ${UNPACKDIR}/functions ${D}/scripts/functions
+    install -D -m 0755 image/rootfs/etc/initramfs-tools/scripts/local-bottom/daisee-data \
+        ${D}${datadir}/daisee/daisee-data
 }
 
-FILES:${PN} = "/init.d/95-daisee /scripts/functions ${datadir}/daisee/daisee-data"
-RDEPENDS:${PN} = "initramfs-framework-base initramfs-module-rootfs e2fsprogs-e2fsck \
-                  util-linux-sfdisk util-linux-partx util-linux-blkid util-linux-mount"
+FILES:${PN} += "/init.d/95-daisee /scripts/functions"
+RDEPENDS:${PN} = "e2fsprogs-e2fsck initramfs-framework-base initramfs-module-rootfs util-linux-blkid \
+                  util-linux-mount util-linux-partx util-linux-sfdisk"

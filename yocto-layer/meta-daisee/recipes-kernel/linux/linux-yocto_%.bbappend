@@ -1,3 +1,3 @@
 # The gateway's kernel configuration (files/daisee.cfg).
-FILESEXTRAPATHS:prepend := "${THISDIR}/files:"
-SRC_URI:append = " file://daisee.cfg"
+FILESEXTRAPATHS:prepend:daisee := "${THISDIR}/files:"
+SRC_URI:append:daisee = " file://daisee.cfg"

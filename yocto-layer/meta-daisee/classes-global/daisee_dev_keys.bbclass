@@ -4,6 +4,7 @@
 # directory of your CA certificate and signing key and do not inherit this class.
 addhandler daisee_dev_keys
 daisee_dev_keys[eventmask] = "bb.event.ConfigParsed"
+daisee_dev_keys[doc] = "Makes development RAUC keys in DAISEE_RAUC_KEY_DIR unless it has a CA certificate"
 python daisee_dev_keys() {
     import subprocess
     keys = e.data.getVar("DAISEE_RAUC_KEY_DIR")
