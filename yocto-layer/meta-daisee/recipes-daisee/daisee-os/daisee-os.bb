@@ -27,8 +27,8 @@ do_install() {
     install -d ${D}/data ${D}${@daisee.tree.layout(d, 'EFI_MOUNT')}
     # What a new disk's data partition holds (files/wic/daisee.wks.in): the first configuration,
     # with the owners and modes image/build gives it.
-    install -d -m 2770 -o daisee -g daisee-admin ${D}${datadir}/daisee/data/daisee
-    install -m 0660 -o daisee -g daisee-admin image/agent.toml ${D}${datadir}/daisee/data/daisee/agent.toml
+    install -d -m 2770 -o daisee -g daisee-admin ${D}/${DAISEE_NEW_DATA}/daisee
+    install -m 0660 -o daisee -g daisee-admin image/agent.toml ${D}/${DAISEE_NEW_DATA}/daisee/agent.toml
 }
 
 FILES:${PN} += "/data ${nonarch_libdir} ${@daisee.tree.layout(d, 'EFI_MOUNT')}"
