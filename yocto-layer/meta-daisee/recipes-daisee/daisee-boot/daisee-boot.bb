@@ -4,6 +4,9 @@ DESCRIPTION = "image/grub.cfg.in filled in for this machine (GRUB EFI reads it f
                the counters image/layout/grubenv gives a new disk."
 SECTION = "bootloaders"
 
+# Text files only: no compiler.
+INHIBIT_DEFAULT_DEPS = "1"
+
 inherit daisee_tree deploy nopackages
 
 SRC_URI += "file://image/layout.sh;subdir=gateway \

@@ -31,6 +31,6 @@ do_install() {
     install -m 0660 -o daisee -g daisee-admin image/agent.toml ${D}/${DAISEE_NEW_DATA}/daisee/agent.toml
 }
 
-FILES:${PN} += "/data ${nonarch_libdir} ${@daisee.tree.layout(d, 'EFI_MOUNT')}"
+FILES:${PN} += "/data ${datadir}/daisee ${datadir}/dbus-1 ${nonarch_libdir} ${@daisee.tree.layout(d, 'EFI_MOUNT')}"
 # boot-health marks slots with rauc and reads GRUB's counters.
 RDEPENDS:${PN} = "grub-editenv rauc"

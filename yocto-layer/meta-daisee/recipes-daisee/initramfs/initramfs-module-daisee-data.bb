@@ -19,6 +19,6 @@ do_install() {
         ${D}${datadir}/daisee/daisee-data
 }
 
-FILES:${PN} += "/init.d/95-daisee /scripts/functions"
+FILES:${PN} += "/init.d/95-daisee /scripts/functions ${datadir}/daisee"
 RDEPENDS:${PN} = "e2fsprogs-e2fsck initramfs-framework-base initramfs-module-rootfs util-linux-blkid \
                   util-linux-mount util-linux-partx util-linux-sfdisk"
