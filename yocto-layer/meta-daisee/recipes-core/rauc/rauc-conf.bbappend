@@ -4,6 +4,8 @@ FILESEXTRAPATHS:prepend:daisee := "${DAISEE_RAUC_KEY_DIR}:${DAISEE_TOP}:"
 SRC_URI:remove:daisee = "file://system.conf"
 SRC_URI:append:daisee = " file://image/layout.sh;subdir=gateway file://image/layout;subdir=gateway"
 RAUC_KEYRING_FILE:daisee = "ca.cert.pem"
+# The compatible string names the machine.
+PACKAGE_ARCH:daisee = "${MACHINE_ARCH}"
 
 do_configure:daisee() {
     cd ${UNPACKDIR}/gateway

@@ -13,6 +13,8 @@ SRC_URI += "file://image/layout.sh;subdir=gateway \
             file://image/layout;subdir=gateway \
             file://image/grub.cfg.in;subdir=gateway \
             "
+# The console is the machine's.
+PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 do_compile() {
     # image/build's renderer, with this machine's console.

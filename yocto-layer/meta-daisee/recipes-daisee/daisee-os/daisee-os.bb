@@ -23,8 +23,9 @@ SYSTEMD_SERVICE:${PN} = "daisee-agent.service daisee-boot-health.service"
 do_install() {
     # image/build's own installer, for the lines every image takes.
     bash -c '. image/layout.sh && install_files "$1" all' sh ${D}
-    # Mount points on the read-only root.
-    install -d ${D}/data ${D}${@daisee.tree.layout(d, 'EFI_MOUNT')}
+    # Mount points on the read-only root: daisee-data bind-mounts /data's network configuration
+    # on /etc/systemd/network.
+    install -d ${D}/data ${D}${@daisee.tree.layout(d, 'EFI_MOUNT')} ${D}${sysconfdir}/systemd/network
     # What a new disk's data partition holds (files/wic/daisee.wks.in): the first configuration,
     # with the owners and modes image/build gives it.
     install -d -m 2770 -o daisee -g daisee-admin ${D}/${DAISEE_NEW_DATA}/daisee
@@ -32,5 +33,6 @@ do_install() {
 }
 
 FILES:${PN} += "/data ${datadir}/daisee ${datadir}/dbus-1 ${nonarch_libdir} ${@daisee.tree.layout(d, 'EFI_MOUNT')}"
-# boot-health marks slots with rauc and reads GRUB's counters.
-RDEPENDS:${PN} = "grub-editenv rauc"
+# boot-health marks slots with rauc and reads GRUB's counters; 80-daisee-wired.network is
+# systemd-networkd's.
+RDEPENDS:${PN} = "grub-editenv rauc systemd-networkd"

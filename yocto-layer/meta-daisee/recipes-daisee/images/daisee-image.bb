@@ -15,6 +15,9 @@ IMAGE_FEATURES += "read-only-rootfs"
 IMAGE_INSTALL = "${CORE_IMAGE_EXTRA_INSTALL} daisee-agent daisee-os grub-editenv kernel-image \
                  packagegroup-core-boot rauc"
 IMAGE_LINGUAS = ""
+# boot-health marks a slot good once its agent is ready; meta-rauc's unit would mark every boot
+# good, and GRUB's tries would never run out.
+BAD_RECOMMENDATIONS += "rauc-mark-good"
 
 # The slot's root (the bundle's image too), and the disk to flash with bmaptool.
 IMAGE_FSTYPES = "${DAISEE_ROOT_FSTYPE} wic.zst wic.bmap"
