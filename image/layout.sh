@@ -2,6 +2,11 @@
 # What image/build and image/make-test-fixtures share, sourced from the repository's root with
 # `work` set: image/layout read into shell variables, its templates filled in, bundles made.
 
+# Prints FILE's lines that are neither blank nor comments: the rows of image/layout's tables.
+rows() { # FILE
+    grep -Ev '^[[:space:]]*(#|$)' "$1"
+}
+
 # COMPATIBLE, EFI_MOUNT, GRUBENV, TRIES, CONSOLE.
 # shellcheck source=SCRIPTDIR/layout/layout.env
 . image/layout/layout.env
@@ -24,7 +29,7 @@ while read -r name type mib fs label role; do
     part_mib[$role]=$mib
     part_fs[$role]=$fs
     part_label[$role]=$label
-done < <(grep -Ev '^[[:space:]]*(#|$)' image/layout/partitions)
+done < <(rows image/layout/partitions)
 for role in A B; do
     fill[${role}_PART]=${part_number[$role]}
     fill[${role}_LABEL]=${part_name[$role]}
@@ -54,7 +59,7 @@ install_files() { # ROOT ROUTE...
     while read -r source destination mode route; do
         [[ " $* " == *" $route "* ]] || continue
         install -D -m "$mode" "$source" "$root$destination"
-    done < <(grep -Ev '^[[:space:]]*(#|$)' image/layout/files)
+    done < <(rows image/layout/files)
 }
 
 # Makes DIR's development CA (ca.cert.pem, ca.key.pem) and bundle signing key (signing.cert.pem,

@@ -94,11 +94,12 @@ def sysusers(d):
 def useradd(d):
     """USERADD_PARAM for daisee.sysusers's users: their uid, primary group of the same id, comment,
     home, shell and the groups its `m` lines name."""
+    lines = sysusers(d)
     params = []
-    for kind, name, uid, comment, home, shell in sysusers(d):
+    for kind, name, uid, comment, home, shell in lines:
         if kind != "u":
             continue
-        groups = ",".join(line[2] for line in sysusers(d) if line[0] == "m" and line[1] == name)
+        groups = ",".join(line[2] for line in lines if line[0] == "m" and line[1] == name)
         params.append("--system --uid %s --gid %s --no-create-home --home-dir %s --shell %s "
                       "--comment '%s' --groups %s %s" % (uid, uid, home, shell, comment, groups, name))
     return "; ".join(params)

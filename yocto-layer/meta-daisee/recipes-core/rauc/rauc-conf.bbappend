@@ -12,4 +12,3 @@ do_configure:daisee() {
     bash -c '. image/layout.sh && render image/layout/system.conf.in COMPATIBLE="$1"' sh "${DAISEE_COMPATIBLE}" \
         > ${UNPACKDIR}/system.conf
 }
-do_configure[vardeps] += "DAISEE_COMPATIBLE"

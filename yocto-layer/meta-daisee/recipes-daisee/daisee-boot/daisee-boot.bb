@@ -23,7 +23,7 @@ do_compile() {
     # grub-editenv writes; image/build runs it, here it is not built for the host).
     {
         echo "# GRUB Environment Block"
-        grep -Ev '^[[:space:]]*(#|$)' image/layout/grubenv
+        bash -c '. image/layout.sh && rows image/layout/grubenv'
     } > ${B}/grubenv.head
     padding=$(expr 1024 - $(stat -c %s ${B}/grubenv.head))
     if [ "$padding" -lt 0 ]; then
@@ -38,4 +38,3 @@ do_deploy() {
     install -m 0644 ${B}/grubenv ${DEPLOYDIR}/daisee-grubenv
 }
 addtask deploy after do_compile before do_build
-do_deploy[vardeps] += "DAISEE_CONSOLE"
