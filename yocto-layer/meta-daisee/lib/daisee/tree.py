@@ -11,6 +11,8 @@ import shlex
 
 import bb.parse
 
+from daisee import table
+
 
 def path(d, relative):
     """The repository file RELATIVE, marked as a dependency of the recipe parsed."""
@@ -21,17 +23,15 @@ def path(d, relative):
 
 def rows(d, relative):
     """The lines of RELATIVE that are neither blank nor comments, split into columns."""
-    with open(path(d, relative)) as table:
-        return [line.split() for line in table if line.strip() and not line.lstrip().startswith("#")]
+    return table.rows(path(d, relative))
 
 
 def layout(d, key):
     """The value of KEY in image/layout/layout.env."""
-    for (line,) in rows(d, "image/layout/layout.env"):
-        name, _, value = line.partition("=")
-        if name == key:
-            return value
-    bb.fatal("image/layout/layout.env has no %s" % key)
+    found = table.value(path(d, "image/layout/layout.env"), key)
+    if found is None:
+        bb.fatal("image/layout/layout.env has no %s" % key)
+    return found
 
 
 def manifest(d, section, key):
