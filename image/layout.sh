@@ -7,7 +7,7 @@ rows() { # FILE
     grep -Ev '^[[:space:]]*(#|$)' "$1"
 }
 
-# COMPATIBLE, EFI_MOUNT, GRUBENV, TRIES, CONSOLE.
+# EFI_MOUNT, GRUBENV, TRIES.
 # shellcheck source=SCRIPTDIR/layout/layout.env
 . image/layout/layout.env
 
@@ -34,6 +34,33 @@ for role in A B; do
     fill[${role}_PART]=${part_number[$role]}
     fill[${role}_LABEL]=${part_name[$role]}
 done
+
+# Reads ARCH's row of image/layout/machines into ARCH, RUST_TARGET, GRUB_PLATFORM, EFI_BINARY,
+# BCJ and BOARD (`-` for none), and its compatible string and console into the templates' keys.
+machine() { # ARCH
+    local compatible console
+    read -r ARCH RUST_TARGET compatible GRUB_PLATFORM EFI_BINARY BCJ console BOARD < <(rows image/layout/machines | awk -v arch="$1" '$1 == arch') || true
+    if [ "${ARCH:-}" != "$1" ]; then
+        echo "image/layout/machines has no machine $1" >&2
+        return 1
+    fi
+    fill[COMPATIBLE]=$compatible
+    fill[CONSOLE]=${console#-}
+}
+
+# Lets this host run the programs of `machine`'s architecture, as mmdebstrap's maintainer scripts
+# and the build root's kernel tools for it must: qemu-user, registered with binfmt_misc to work in
+# chroots too (and arch-test, with which mmdebstrap checks that it does).
+emulate() {
+    local cpu=${RUST_TARGET%%-*}
+    [ "$ARCH" != "$(dpkg --print-architecture)" ] || return 0
+    if [ ! -f "/usr/lib/binfmt.d/qemu-$cpu.conf" ] || ! command -v arch-test >/dev/null; then
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-user-static arch-test
+    fi
+    mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    [ -e "/proc/sys/fs/binfmt_misc/qemu-$cpu" ] || cat "/usr/lib/binfmt.d/qemu-$cpu.conf" > /proc/sys/fs/binfmt_misc/register
+}
 
 # Prints TEMPLATE with each @KEY@ filled in from `fill` or the KEY=VALUE arguments. A key nobody
 # knows stops the build rather than leave a placeholder in a configuration.
@@ -77,12 +104,15 @@ dev_keys() { # DIR
         -CAcreateserial -days 3650 -out "$keys/signing.cert.pem" 2>/dev/null
 }
 
-# Makes OUTPUT, a bundle (verity) of the slot image ROOT signed by KEY_DIR's signing key.
-bundle() { # KEY_DIR ROOT OUTPUT
-    rm -rf "${work:?}/bundle" "$3"
+# Makes OUTPUT, a bundle (verity) of the slot image ROOT signed by KEY_DIR's signing key; its
+# manifest's keys as `render` fills them, or as the KEY=VALUE arguments say.
+bundle() { # KEY_DIR ROOT OUTPUT [KEY=VALUE]...
+    local keys=$1 root=$2 output=$3
+    shift 3
+    rm -rf "${work:?}/bundle" "$output"
     mkdir -p "$work/bundle"
-    ln "$2" "$work/bundle/rootfs.img"
-    render image/layout/manifest.raucm.in VERSION="$(git describe --always --dirty 2>/dev/null || echo dev)" \
+    ln "$root" "$work/bundle/rootfs.img"
+    render image/layout/manifest.raucm.in VERSION="$(git describe --always --dirty 2>/dev/null || echo dev)" "$@" \
         > "$work/bundle/manifest.raucm"
-    rauc bundle --cert "$1/signing.cert.pem" --key "$1/signing.key.pem" "$work/bundle" "$3" >/dev/null
+    rauc bundle --cert "$keys/signing.cert.pem" --key "$keys/signing.key.pem" "$work/bundle" "$output" >/dev/null
 }

@@ -1,12 +1,13 @@
-//! `cargo bench -p daisee-image`: the image's sizes, and under QEMU TCG the time from power-on to
-//! a ready agent (three boots) and to install a bundle. Needs `image/build` first.
+//! `cargo bench -p daisee-image`: for each architecture's image, its sizes, and under QEMU TCG the
+//! time from power-on to a ready agent (three boots) and to install a bundle. Needs `image/build`
+//! and `image/make-test-fixtures` for both first; `-- amd64` or `-- arm64` benches one.
 
 #![allow(clippy::unwrap_used)] // A bench binary: a panic is the failure report.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use daisee_image::{Machine, image_dir, test_disk};
+use daisee_image::{Arch, Machine, test_disk};
 
 const BOOT: Duration = Duration::from_secs(300);
 
@@ -44,9 +45,9 @@ fn boot_once(m: &mut Machine) -> (f64, f64, f64) {
     (grub, answered - (uptime_s - ready_us / 1e6), shell)
 }
 
-fn main() {
-    let dir = image_dir();
-    println!("image at {}", dir.display());
+fn bench(arch: Arch) {
+    let dir = arch.dir();
+    println!("{} image at {}", arch.name(), dir.display());
     println!("{:<34} {:>10}", "size", "MiB");
     for (what, file) in [
         ("raw disk image", "daisee.img"),
@@ -57,7 +58,7 @@ fn main() {
         println!("{what:<34} {:>10.1}", mib(&dir.join(file)));
     }
 
-    let mut m = Machine::new("bench").unwrap();
+    let mut m = Machine::new("bench", arch).unwrap();
     println!();
     println!(
         "{:<8} {:>12} {:>14} {:>12}",
@@ -72,7 +73,7 @@ fn main() {
     ready.sort_by(f64::total_cmp);
     println!("power-on to agent ready, median of 3: {:.1} s", ready[1]);
 
-    m.start(&[&test_disk()]).unwrap();
+    m.start(&[&test_disk(arch)]).unwrap();
     m.wait_for_boot(BOOT).unwrap();
     m.wait_until_active("daisee-boot-health", BOOT).unwrap();
     m.run("mount -o ro LABEL=test /mnt", BOOT).unwrap();
@@ -84,4 +85,18 @@ fn main() {
         mib(&dir.join("update.raucb")),
         start.elapsed().as_secs_f64()
     );
+}
+
+fn main() {
+    // cargo passes `--bench`; any other argument names the architectures to bench.
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    for arch in Arch::ALL {
+        if chosen.is_empty() || chosen.iter().any(|c| c == arch.name()) {
+            bench(arch);
+            println!();
+        }
+    }
 }

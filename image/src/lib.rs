@@ -8,7 +8,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-/// Where `image/build` leaves the image unless `DAISEE_IMAGE` names another directory.
+/// Where `image/build` leaves the images (one directory per architecture) unless `DAISEE_IMAGE`
+/// names another directory.
 pub fn image_dir() -> PathBuf {
     std::env::var_os("DAISEE_IMAGE")
         .map(PathBuf::from)
@@ -18,11 +19,63 @@ pub fn image_dir() -> PathBuf {
         })
 }
 
-/// The test disk `image/make-test-fixtures` makes: the bundles the update tests install
-/// (`update.raucb`, and `untrusted`, `unsigned`, `tampered` and `broken` ones) and the test GPIO
-/// chip's module.
-pub fn test_disk() -> PathBuf {
-    image_dir().join("test.img")
+/// A machine of `image/layout/machines`: the image built for it, and the QEMU that runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// x86-64 PCs: QEMU's q35 with OVMF.
+    Amd64,
+    /// The Raspberry Pi 4's image, on QEMU's virt machine (Cortex-A72) with AAVMF.
+    Arm64,
+}
+
+impl Arch {
+    /// Every architecture an image is built for.
+    pub const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
+
+    /// Debian's name, as `image/build --arch` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The directory of this architecture's image.
+    pub fn dir(self) -> PathBuf {
+        image_dir().join(self.name())
+    }
+
+    /// The QEMU system emulator, its machine, and the UEFI firmware's code and variables.
+    fn qemu(
+        self,
+    ) -> (
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        &'static str,
+    ) {
+        match self {
+            Arch::Amd64 => (
+                "qemu-system-x86_64",
+                &["-machine", "q35"],
+                "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                "/usr/share/OVMF/OVMF_VARS_4M.fd",
+            ),
+            Arch::Arm64 => (
+                "qemu-system-aarch64",
+                &["-machine", "virt", "-cpu", "cortex-a72"],
+                "/usr/share/AAVMF/AAVMF_CODE.fd",
+                "/usr/share/AAVMF/AAVMF_VARS.fd",
+            ),
+        }
+    }
+}
+
+/// The test disk `image/make-test-fixtures` makes for `arch`: the bundles the update tests
+/// install (`update.raucb`, and `untrusted`, `unsigned`, `tampered`, `foreign` and `broken`
+/// ones) and the test GPIO chip's module.
+pub fn test_disk(arch: Arch) -> PathBuf {
+    arch.dir().join("test.img")
 }
 
 /// `image/layout/layout.env`, the facts the image is built on (`KEY=value` lines), which the
@@ -56,6 +109,7 @@ pub fn tries() -> u32 {
 /// A gateway under QEMU, its disk a copy of the image owned by this test.
 #[derive(Debug)]
 pub struct Machine {
+    arch: Arch,
     dir: PathBuf,
     qemu: Option<Child>,
     console: Option<ChildStdin>,
@@ -92,21 +146,28 @@ impl std::fmt::Display for Timeout {
 impl std::error::Error for Timeout {}
 
 impl Machine {
-    /// A fresh machine in its own directory `name`: a copy of the image and of OVMF's variables.
-    pub fn new(name: &str) -> std::io::Result<Self> {
-        let image = image_dir().join("daisee.img");
+    /// A fresh `arch` machine in its own directory `name`: a copy of the image and of the UEFI
+    /// firmware's variables.
+    pub fn new(name: &str, arch: Arch) -> std::io::Result<Self> {
+        let image = arch.dir().join("daisee.img");
         if !image.exists() {
             return Err(std::io::Error::other(format!(
-                "{} is missing: run image/build first (scripts/test does)",
-                image.display()
+                "{} is missing: run image/build --arch {} first (scripts/test does)",
+                image.display(),
+                arch.name()
             )));
         }
-        let dir = std::env::temp_dir().join(format!("daisee-qemu-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "daisee-qemu-{name}-{}-{}",
+            arch.name(),
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         std::fs::copy(&image, dir.join("disk.img"))?;
-        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", dir.join("vars.fd"))?;
+        std::fs::copy(arch.qemu().3, dir.join("vars.fd"))?;
         Ok(Self {
+            arch,
             dir,
             qemu: None,
             console: None,
@@ -139,36 +200,36 @@ impl Machine {
     /// spinning (guest soft lockups for minutes, or no output after a warm reset). A guest reboot
     /// ends QEMU (`-no-reboot`) and `wait_for` powers it on again, as a cold start.
     fn power_on(&mut self) -> std::io::Result<()> {
-        let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args([
-            "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
-        ])
-        .args([
-            "-nic",
-            "none",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-            "-no-reboot",
-        ])
-        .arg("-drive")
-        .arg("if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd")
-        .arg("-drive")
-        .arg(format!(
-            "if=pflash,format=raw,file={}",
-            self.dir.join("vars.fd").display()
-        ))
-        .arg("-drive")
-        .arg(format!(
-            "file={},format=raw,if=virtio{}",
-            self.disk().display(),
-            self.write_limit
-                .map(|b| format!(",throttling.bps-write={b}"))
-                .unwrap_or_default()
-        ));
+        let (qemu, machine, code, _) = self.arch.qemu();
+        let mut cmd = Command::new(qemu);
+        cmd.args(machine)
+            .args(["-accel", "tcg", "-m", "1024", "-smp", "1"])
+            .args([
+                "-nic",
+                "none",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-monitor",
+                "none",
+                "-no-reboot",
+            ])
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,readonly=on,file={code}"))
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,file={}",
+                self.dir.join("vars.fd").display()
+            ))
+            .arg("-drive")
+            .arg(format!(
+                "file={},format=raw,if=virtio{}",
+                self.disk().display(),
+                self.write_limit
+                    .map(|b| format!(",throttling.bps-write={b}"))
+                    .unwrap_or_default()
+            ));
         for disk in &self.extra {
             cmd.arg("-drive").arg(format!(
                 "file={},format=raw,if=virtio,readonly=on",

@@ -9,12 +9,13 @@ mod common;
 
 use std::time::Instant;
 
-use common::{BOOT, boot, first_line, marked_good, sh};
-use daisee_image::Machine;
+use common::{BOOT, boot, first_line, marked_good, on_each_arch, sh};
+use daisee_image::{Arch, Machine};
 
-#[test]
-fn boots_to_a_ready_agent_on_a_read_only_root_and_keeps_data() {
-    let mut m = Machine::new("boot").unwrap();
+on_each_arch!(boots_to_a_ready_agent_on_a_read_only_root_and_keeps_data);
+
+fn boots_to_a_ready_agent_on_a_read_only_root_and_keeps_data(arch: Arch) {
+    let mut m = Machine::new("boot", arch).unwrap();
     // Flashed onto a card 256 MiB larger than the image.
     m.grow_disk(256).unwrap();
     let start = Instant::now();

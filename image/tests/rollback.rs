@@ -7,13 +7,14 @@
 #[allow(dead_code)] // Each test uses its share of the helpers.
 mod common;
 
-use common::{BOOT, boot, install, marked_good, sh, slot_b_shows};
-use daisee_image::{Machine, test_disk, tries};
+use common::{BOOT, boot, install, marked_good, on_each_arch, sh, slot_b_shows};
+use daisee_image::{Arch, Machine, test_disk, tries};
 
-#[test]
-fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself() {
-    let mut m = Machine::new("rollback").unwrap();
-    m.start(&[&test_disk()]).unwrap();
+on_each_arch!(a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself);
+
+fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself(arch: Arch) {
+    let mut m = Machine::new("rollback", arch).unwrap();
+    m.start(&[&test_disk(arch)]).unwrap();
     assert_eq!(boot(&mut m), 'A');
     marked_good(&mut m, 'A');
     assert_eq!(sh(&mut m, "mount -o ro LABEL=test /mnt").1, 0);

@@ -1,5 +1,5 @@
-//! Updates with RAUC: bundles signed by a CA the image does not trust, without a signature, or
-//! changed after signing are refused and leave the slots as they were; a signed one installs into
+//! Updates with RAUC: bundles signed by a CA the image does not trust, without a signature, for
+//! the other architecture, or changed after signing are refused and leave the slots as they were; a signed one installs into
 //! the other slot, the gateway boots it and marks it good once the agent is ready.
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
@@ -9,13 +9,14 @@ mod common;
 
 use std::time::Instant;
 
-use common::{boot, first_line, install, marked_good, sh, slot_b_shows};
-use daisee_image::{Machine, test_disk};
+use common::{boot, first_line, install, marked_good, on_each_arch, sh, slot_b_shows};
+use daisee_image::{Arch, Machine, test_disk};
 
-#[test]
-fn a_signed_bundle_installs_boots_and_is_marked_good_and_others_are_refused() {
-    let mut m = Machine::new("update").unwrap();
-    m.start(&[&test_disk()]).unwrap();
+on_each_arch!(a_signed_bundle_installs_boots_and_is_marked_good_and_others_are_refused);
+
+fn a_signed_bundle_installs_boots_and_is_marked_good_and_others_are_refused(arch: Arch) {
+    let mut m = Machine::new("update", arch).unwrap();
+    m.start(&[&test_disk(arch)]).unwrap();
     assert_eq!(boot(&mut m), 'A');
     marked_good(&mut m, 'A');
     let id = first_line(&mut m, "cat /etc/machine-id");
@@ -28,6 +29,8 @@ fn a_signed_bundle_installs_boots_and_is_marked_good_and_others_are_refused() {
     for (bundle, reason) in [
         ("untrusted.raucb", "signature verification failed"),
         ("unsigned.raucb", "signature size"),
+        // The other architecture's: an x86-64 bundle on the Pi, a Pi's on a PC.
+        ("foreign.raucb", "compatible mismatch"),
     ] {
         let (out, status) = install(&mut m, bundle);
         assert_ne!(status, 0, "{bundle} refused: {out:?}");

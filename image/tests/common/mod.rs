@@ -6,6 +6,25 @@ use std::time::Duration;
 
 use daisee_image::Machine;
 
+/// Makes the test function `$test(Arch)` two tests, `$test::amd64` and `$test::arm64`, one per
+/// image.
+macro_rules! on_each_arch {
+    ($test:ident) => {
+        mod $test {
+            #[test]
+            fn amd64() {
+                super::$test(daisee_image::Arch::Amd64)
+            }
+
+            #[test]
+            fn arm64() {
+                super::$test(daisee_image::Arch::Arm64)
+            }
+        }
+    };
+}
+pub(crate) use on_each_arch;
+
 /// Enough for a boot under TCG on a busy machine (about 30 s on an idle one).
 pub(crate) const BOOT: Duration = Duration::from_secs(300);
 

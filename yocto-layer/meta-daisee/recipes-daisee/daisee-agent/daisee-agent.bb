@@ -14,9 +14,10 @@ require daisee-agent-crates.inc
 
 # The two binaries the gateway runs; the simulator, image tools and benches stay on the host.
 CARGO_BUILD_FLAGS:append = " -p daisee-agent -p daiseectl"
-# The workspace's release profile strips the binaries; oe-core strips them itself and keeps the
-# debug symbols in the -dbg package.
+# The workspace's release profile strips the binaries, the agent's own override too; oe-core
+# strips them itself and keeps the debug symbols in the -dbg package.
 export CARGO_PROFILE_RELEASE_STRIP = "false"
+CARGO_BUILD_FLAGS:append = " --config profile.release.package.daisee-agent.strip=false"
 
 # The units, policy and users that run it come from daisee-os, which image/layout/files feeds.
 RDEPENDS:${PN} = "daisee-os"
