@@ -162,7 +162,7 @@ fn the_agent_reads_an_ina219_and_switches_a_relay_through_the_linux_backends(arc
         assert_eq!(sh(&mut m, "modprobe i2c-stub chip_addr=0x40").1, 0);
         first_line(
             &mut m,
-            "grep -l 'SMBus stub' /sys/class/i2c-adapter/*/name | cut -d/ -f5 | cut -d- -f2",
+            "grep -l 'SMBus stub' /sys/bus/i2c/devices/i2c-*/name | cut -d/ -f6 | cut -d- -f2",
         )
     });
     // 5 W taken from the grid: room under the 20 W limit for the 10 W boiler.

@@ -15,9 +15,10 @@ use daisee_image::{Arch, Machine, test_disk};
 /// command that writes it so that its echo never matches.
 const TORN: &str = "__DAISEE_GRUBENV_TORN__";
 
-/// Puts a stand-in over grub-editenv until the next boot: when RAUC sets the slot order (the
-/// last write of an install), it does what grub-editenv does first, truncating the file, makes
-/// that reach the disk, says so on the console and waits for the cut; other calls go through.
+/// Puts a stand-in over grub-editenv until the next boot (from /tmp: /run is mounted noexec):
+/// when RAUC sets the slot order (the last write of an install), it does what grub-editenv does
+/// first, truncating the file, makes that reach the disk, says so on the console and waits for
+/// the cut; other calls go through.
 fn tear_grubenv_when_the_order_is_set(m: &mut Machine) {
     let (head, tail) = TORN.split_at(8);
     let script = [
@@ -29,12 +30,12 @@ fn tear_grubenv_when_the_order_is_set(m: &mut Machine) {
         &format!("  echo {head}\"\"{tail} > /dev/console"),
         "  exec sleep 600 ;;",
         "esac",
-        "exec /run/grub-editenv.real \"$@\"",
+        "exec /tmp/grub-editenv.real \"$@\"",
     ];
     let quoted: Vec<String> = script.iter().map(|l| format!("'{l}'")).collect();
     let command = format!(
-        "cp /usr/bin/grub-editenv /run/grub-editenv.real && printf '%s\\n' {} > /run/grub-editenv.cut \
-         && chmod +x /run/grub-editenv.cut && mount --bind /run/grub-editenv.cut /usr/bin/grub-editenv",
+        "cp /usr/bin/grub-editenv /tmp/grub-editenv.real && printf '%s\\n' {} > /tmp/grub-editenv.cut \
+         && chmod +x /tmp/grub-editenv.cut && mount --bind /tmp/grub-editenv.cut /usr/bin/grub-editenv",
         quoted.join(" ")
     );
     assert_eq!(sh(m, &command).1, 0, "{command}");
