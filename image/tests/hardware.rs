@@ -96,20 +96,32 @@ fn line_becomes(m: &mut Machine, level: &str) -> String {
 on_each_arch!(the_agent_reads_an_ina219_and_switches_a_relay_through_the_linux_backends);
 
 /// The relay test's configuration: the boiler on `chip`'s line 3, and, given an I2C bus, the
-/// INA219 on it as the grid meter with a 20 W import limit.
+/// INA219 on it as the grid meter with a 20 W import limit under which demand response switches
+/// the boiler.
 fn config(chip: &str, bus: Option<&str>) -> String {
-    let mut config = String::from(
+    let mut config = format!(
         r#"[gateway]
 name = "qemu"
 poll_interval_ms = 500
 
 [store]
 dir = "/data/daisee/history"
-"#,
+
+[[relay]]
+name = "boiler"
+backend = "linux"
+gpio_chip = "/dev/{chip}"
+line = 3
+safe_state = "off"
+"#
     );
     if let Some(bus) = bus {
         config += &format!(
-            r#"
+            r#"nominal_w = 10
+min_on_s = 0
+min_off_s = 0
+max_switches_per_hour = 60
+
 [[sensor]]
 name = "grid"
 backend = "linux"
@@ -128,20 +140,6 @@ stale_after_ms = 10000
         );
     }
     config
-        + &format!(
-            r#"
-[[relay]]
-name = "boiler"
-backend = "linux"
-gpio_chip = "/dev/{chip}"
-line = 3
-safe_state = "off"
-nominal_w = 10
-min_on_s = 0
-min_off_s = 0
-max_switches_per_hour = 60
-"#
-        )
 }
 
 /// Debian's arm64 kernel is built without `i2c-stub`: there the INA219 half is left out and the
