@@ -35,6 +35,22 @@ for role in A B; do
     fill[${role}_LABEL]=${part_name[$role]}
 done
 
+# The Debian release the images are made of, and the build root (image/build-root) too: its
+# compilers and kernel tools must match the images' C library and kernel.
+RELEASE=trixie
+
+# Reads `[--arch ARCH] [OUT]`, the arguments of image/build and image/make-test-fixtures, into
+# `arch` (default amd64) and `out` (default ~/.cache/daisee/image/ARCH), and ARCH's machine.
+arguments() { # [--arch ARCH] [OUT]
+    arch=amd64
+    if [ "${1:-}" = --arch ]; then
+        arch=$2
+        shift 2
+    fi
+    out=${1:-${HOME:-/root}/.cache/daisee/image/$arch}
+    machine "$arch"
+}
+
 # Reads ARCH's row of image/layout/machines into ARCH, RUST_TARGET, GRUB_PLATFORM, EFI_BINARY,
 # BCJ and BOARD (`-` for none), and its compatible string and console into the templates' keys.
 machine() { # ARCH
