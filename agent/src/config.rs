@@ -14,6 +14,7 @@ mod relay;
 mod sensor;
 mod sim;
 mod store;
+mod update;
 
 pub use check::ConfigError;
 pub use control::ControlConfig;
@@ -27,6 +28,7 @@ pub use relay::{Relay, RelayOutput};
 pub use sensor::{I2cBus, Sensor, SensorDevice};
 pub use sim::{SimLoad, SimSite};
 pub use store::StoreConfig;
+pub use update::{Auto, UpdateConfig};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -66,6 +68,8 @@ pub struct Config {
     pub dialogue: Option<DialogueConfig>,
     /// The ledger, if the gateway records on one.
     pub ledger: Option<LedgerConfig>,
+    /// Automatic updates, if the gateway follows a feed.
+    pub update: Option<UpdateConfig>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +91,7 @@ struct File {
     control: Option<Spanned<control::ControlTable>>,
     dialogue: Option<Spanned<dialogue::DialogueTable>>,
     ledger: Option<Spanned<ledger::LedgerTable>>,
+    update: Option<Spanned<update::UpdateTable>>,
 }
 
 impl Config {
@@ -140,6 +145,11 @@ impl Config {
             .as_ref()
             .map(|t| ledger::ledger(&at, t, &channels, store.is_some()))
             .transpose()?;
+        let update = file
+            .update
+            .as_ref()
+            .map(|t| update::update(&at, t, store.as_ref().map(|s| s.dir.as_path())))
+            .transpose()?;
         Ok(Config {
             name,
             poll_interval_ms,
@@ -153,6 +163,7 @@ impl Config {
             control,
             dialogue,
             ledger,
+            update,
         })
     }
 

@@ -13,4 +13,5 @@ pub mod ledger;
 pub mod notify;
 pub mod setup;
 pub mod snapshot;
+pub mod update;
 pub mod view;

@@ -14,7 +14,7 @@ use crate::dbus::{self, Bus};
 use crate::devices::Devices;
 use crate::notify::Notifier;
 use crate::view::{Style, View};
-use crate::{dialogue, identity, ledger};
+use crate::{dialogue, identity, ledger, update};
 
 /// Where the agent looks for its configuration when none is given.
 pub const DEFAULT_CONFIG: &str = "/etc/daisee/agent.toml";
@@ -158,6 +158,15 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let update = {
+        let _entered = runtime.enter();
+        let bus = match &options.dbus {
+            DbusChoice::Off => None,
+            DbusChoice::SystemIfAllowed => Some(Bus::System),
+            DbusChoice::Required(bus) => Some(bus.clone()),
+        };
+        update::spawn(config.update.clone(), bus)
+    };
     let file = ConfigFile::new(path, source, config.clone());
     let served = dbus::Served {
         file,
@@ -166,6 +175,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         address,
         dialogue,
         ledger,
+        update,
     };
     let _service = runtime.block_on(serve_dbus(&options.dbus, served))?;
     let interval = std::time::Duration::from_millis(config.poll_interval_ms);

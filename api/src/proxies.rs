@@ -220,4 +220,37 @@ pub trait Update {
     fn slots(&self) -> zbus::Result<Vec<UpdateSlot>>;
     /// What RAUC is doing and the error of the last install that failed.
     fn installer(&self) -> zbus::Result<(String, String)>;
+    /// Reads the feed now; the version it offers to install, or empty.
+    fn check(&self) -> zbus::Result<String>;
+    /// Installs a bundle (URL or path on the gateway) and reboots into it; its version.
+    fn install(&self, url: &str) -> zbus::Result<String>;
+    /// Installs a bundle not newer than the running version.
+    fn downgrade(&self, url: &str) -> zbus::Result<String>;
+    /// The running root's version.
+    #[zbus(property)]
+    fn running(&self) -> zbus::Result<String>;
+    /// The feed followed.
+    #[zbus(property)]
+    fn feed(&self) -> zbus::Result<String>;
+    /// `idle`, `checking`, `downloading`, `installing` or `rebooting`.
+    #[zbus(property)]
+    fn step(&self) -> zbus::Result<String>;
+    /// How far the download or install is, 0 to 100.
+    #[zbus(property)]
+    fn progress(&self) -> zbus::Result<i32>;
+    /// What the download or RAUC is doing.
+    #[zbus(property)]
+    fn message(&self) -> zbus::Result<String>;
+    /// The version the last check found to install.
+    #[zbus(property)]
+    fn available(&self) -> zbus::Result<String>;
+    /// When the feed was last read, in ms since 1970.
+    #[zbus(property)]
+    fn last_check(&self) -> zbus::Result<i64>;
+    /// Why the last check, download or install failed.
+    #[zbus(property)]
+    fn last_error(&self) -> zbus::Result<String>;
+    /// The version the gateway fell back from.
+    #[zbus(property)]
+    fn rolled_back(&self) -> zbus::Result<String>;
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod ledger;
 mod show;
+mod update;
 
 use std::process::ExitCode;
 
@@ -55,8 +56,11 @@ enum Command {
     History(Span),
     /// A channel's 15-minute energy as CSV (slot_ms,import_wh,export_wh): the last day by default.
     Energy(Span),
-    /// The update slots (RAUC's): which booted, which are good.
-    Update,
+    /// The update slots (RAUC's) and the updater; checks the feed or installs a bundle.
+    Update {
+        #[command(subcommand)]
+        action: Option<UpdateCommand>,
+    },
     /// The machine dialogue.
     #[command(subcommand)]
     Dialogue(DialogueCommand),
@@ -102,6 +106,22 @@ enum DialogueCommand {
     Clear {
         /// The bid set.
         file: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UpdateCommand {
+    /// The slots, the running version, the feed and what the updater last did (the default).
+    Status,
+    /// Reads the feed now and says what it offers (then acts on it as `[update] auto` says).
+    Check,
+    /// Installs a bundle, following its progress, and reboots into it.
+    Install {
+        /// An http(s) URL or a path on the gateway; the feed's update when omitted.
+        url: Option<String>,
+        /// Install it even if it is not newer than the running version.
+        #[arg(long)]
+        downgrade: bool,
     },
 }
 
@@ -217,7 +237,16 @@ async fn command(conn: &Connection, command: Command) -> zbus::Result<()> {
         Command::Config(c) => config(conn, c).await,
         Command::History(span) => history(conn, span, false).await,
         Command::Energy(span) => history(conn, span, true).await,
-        Command::Update => show::update(&UpdateProxy::new(conn).await?).await,
+        Command::Update { action } => {
+            let proxy = UpdateProxy::new(conn).await?;
+            match action.unwrap_or(UpdateCommand::Status) {
+                UpdateCommand::Status => update::status(&proxy).await,
+                UpdateCommand::Check => update::check(&proxy).await,
+                UpdateCommand::Install { url, downgrade } => {
+                    update::install(&proxy, url.as_deref().unwrap_or(""), downgrade).await
+                }
+            }
+        }
         Command::Dialogue(DialogueCommand::Status) => show::dialogue(&show::objects(conn).await?),
         Command::Dialogue(DialogueCommand::Audit { slot }) => audit::audit(conn, slot).await,
         Command::Dialogue(DialogueCommand::Bids { slot }) => {

@@ -13,7 +13,6 @@ mod history;
 mod inverter;
 mod ledger;
 mod meter;
-mod rauc;
 mod read_only;
 mod relay;
 mod update;
@@ -38,6 +37,7 @@ use crate::daemon::{Command, Handles};
 use crate::dialogue::DialogueStatus;
 use crate::ledger::LedgerStatus;
 use crate::snapshot::Snapshot;
+use crate::update::{UpdateError, UpdateHandle};
 use changes::Changes;
 use config::ConfigObject;
 use controller::ControllerObject;
@@ -60,6 +60,21 @@ pub enum Bus {
     Session,
     /// A bus at a D-Bus address (`unix:path=/run/…`), for tests.
     Address(String),
+}
+
+impl Bus {
+    /// A connection to this bus, owning no name: for asking other services (RAUC).
+    pub async fn connect(&self) -> zbus::Result<Connection> {
+        self.builder()?.build().await
+    }
+
+    fn builder(&self) -> zbus::Result<zbus::connection::Builder<'static>> {
+        match self {
+            Bus::System => zbus::connection::Builder::system(),
+            Bus::Session => zbus::connection::Builder::session(),
+            Bus::Address(a) => zbus::connection::Builder::address(a.as_str()),
+        }
+    }
 }
 
 /// Errors callers get, under `org.daisee.Gateway1.Error`.
@@ -85,6 +100,11 @@ pub enum Error {
     History(String),
     /// RAUC, which knows the update slots, did not answer.
     UpdateUnavailable(String),
+    /// The bundle is not one this gateway takes (another machine's, not newer), or there is no
+    /// feed to check.
+    UpdateRefused(String),
+    /// Fetching or installing the update failed.
+    UpdateFailed(String),
 }
 
 /// Why the service could not start.
@@ -114,6 +134,19 @@ fn send(commands: &SyncSender<Command>, command: Command) -> Result<(), Error> {
     })
 }
 
+impl From<UpdateError> for Error {
+    fn from(e: UpdateError) -> Self {
+        let text = e.to_string();
+        match e {
+            UpdateError::NoFeed | UpdateError::Refused(_) => Error::UpdateRefused(text),
+            UpdateError::Busy(_) => Error::Busy(text),
+            UpdateError::Failed(_) => Error::UpdateFailed(text),
+            UpdateError::Unavailable(_) => Error::UpdateUnavailable(text),
+            UpdateError::Stopping => Error::Stopping(text),
+        }
+    }
+}
+
 /// A caller's text, cut to a length fit for an error message.
 fn shorten(text: &str) -> String {
     const MAX: usize = 40;
@@ -137,6 +170,8 @@ pub struct Served {
     pub dialogue: Option<watch::Receiver<DialogueStatus>>,
     /// The ledger's status and the channel its commitments total, if it runs.
     pub ledger: Option<(watch::Receiver<LedgerStatus>, String)>,
+    /// The updater's handles.
+    pub update: UpdateHandle,
 }
 
 /// Starts the service: puts every object in place, owns the name (never taking it from another
@@ -149,13 +184,9 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
         address,
         dialogue,
         ledger,
+        update,
     } = served;
-    let builder = match &bus {
-        Bus::System => zbus::connection::Builder::system(),
-        Bus::Session => zbus::connection::Builder::session(),
-        Bus::Address(a) => zbus::connection::Builder::address(a.as_str()),
-    }
-    .map_err(ServeError::Connect)?;
+    let builder = bus.builder().map_err(ServeError::Connect)?;
     let config = file.config().clone();
     let channels: Vec<String> = config
         .sensors
@@ -200,9 +231,7 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
     if let (Some((status, grid)), Some(history)) = (ledger, history) {
         put_ledger(&conn, status, history, grid).await?;
     }
-    conn.object_server()
-        .at(UPDATE_PATH, ReadOnly(UpdateObject { conn: conn.clone() }))
-        .await?;
+    put_update(&conn, update).await?;
     own_name(&conn).await?;
     let objects = Objects::find(&conn, &config).await?;
     tokio::spawn(follow(objects, handles.snapshots));
@@ -281,6 +310,17 @@ async fn put_ledger(
         one_at_a_time: tokio::sync::Semaphore::new(1),
     };
     serve_following(conn, LEDGER_PATH, object, status, LedgerObject::update).await
+}
+
+/// The update object, following the updater's status.
+async fn put_update(conn: &Connection, handle: UpdateHandle) -> zbus::Result<()> {
+    let mut status = handle.status.clone();
+    let object = UpdateObject {
+        conn: conn.clone(),
+        shown: status.borrow_and_update().clone(),
+        handle,
+    };
+    serve_following(conn, UPDATE_PATH, object, status, UpdateObject::update).await
 }
 
 /// Serves `object` at `path` and updates it with `update` from each new `status`, signalling
