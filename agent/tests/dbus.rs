@@ -141,6 +141,11 @@ grid = "grid"
 "#;
 
 async fn setup(name: &str) -> Setup {
+    setup_with(name, "", &[]).await
+}
+
+/// A setup whose configuration ends in `extra` and whose agent gets `env`.
+async fn setup_with(name: &str, extra: &str, env: &[(&str, &str)]) -> Setup {
     let dir = std::env::temp_dir().join(format!("daisee-dbus-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -215,13 +220,15 @@ async fn setup(name: &str) -> Setup {
             dir.0.join("data").display()
         ),
     ) + &DIALOGUE.replace("ADDRESS", &key.address().to_string())
-        + LEDGER;
+        + LEDGER
+        + extra;
     std::fs::write(&config, text).unwrap();
     let agent = Running(
         Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
             .arg("--config")
             .arg(&config)
             .args(["--dbus", &address])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -863,18 +870,137 @@ async fn daiseectl_reads_switches_configures_and_exports() {
     assert!(!ok && err.contains("no channel `nowhere`"), "{err}");
 }
 
+/// A CA (`ca.pem`, RAUC's keyring) and a bundle signing key it certified (`signing.pem`,
+/// `signing.key`) in `dir`: P-256, quick to make.
+fn signing_keys(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:true",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=test bundles",
+                "-keyout",
+                "signing.key",
+                "-out",
+                "signing.csr",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "signing.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "signing.pem",
+    ]);
+}
+
+/// A slot's 64 KiB, different for each `seed` and not compressible (a bundle's squashfs must
+/// be larger than 4 KiB).
+fn slot_image(seed: u8) -> Vec<u8> {
+    let mut x = u32::from(seed) | 0x100;
+    (0..SLOT_BYTES)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+const SLOT_BYTES: usize = 64 * 1024;
+
+/// A bundle `name` signed with `dir`'s key, whose image for the raw slot is `slot_image(seed)`.
+fn bundle(dir: &Path, name: &str, compatible: &str, version: &str, seed: u8) -> PathBuf {
+    let content = dir.join(format!("{name}.d"));
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(content.join("rootfs.img"), slot_image(seed)).unwrap();
+    std::fs::write(
+        content.join("manifest.raucm"),
+        format!("[update]\ncompatible={compatible}\nversion={version}\n\n[bundle]\nformat=verity\n\n[image.rootfs]\nfilename=rootfs.img\n"),
+    )
+    .unwrap();
+    let file = dir.join(format!("{name}.raucb"));
+    let out = Command::new("rauc")
+        .args(["bundle", "--cert", "signing.pem", "--key", "signing.key"])
+        .arg(&content)
+        .arg(&file)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rauc bundle: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
 /// RAUC's D-Bus service on the test's bus, for a system of two raw slots in `dir` (GRUB's part is
 /// played by RAUC's noop boot loader), booted from A.
 fn rauc_service(address: &str, dir: &Path) -> Running {
     for slot in ["a", "b"] {
-        std::fs::write(dir.join(format!("{slot}.img")), [0u8; 4096]).unwrap();
+        std::fs::write(dir.join(format!("{slot}.img")), [0u8; SLOT_BYTES]).unwrap();
     }
     std::fs::create_dir_all(dir.join("mnt")).unwrap();
+    signing_keys(dir);
     let conf = dir.join("system.conf");
     std::fs::write(
         &conf,
         format!(
             "[system]\ncompatible=daisee-test\nbootloader=noop\n\n\
+             [keyring]\npath={0}/ca.pem\n\n\
              [slot.rootfs.0]\ndevice={0}/a.img\ntype=raw\nbootname=A\n\n\
              [slot.rootfs.1]\ndevice={0}/b.img\ntype=raw\nbootname=B\n",
             dir.display()
@@ -955,6 +1081,151 @@ async fn update_slots_come_from_rauc_and_its_absence_is_a_clear_error() {
     assert!(ok, "{table}");
     assert!(table.starts_with("booted slot A, RAUC idle"), "{table}");
     assert!(table.contains("rootfs.1   B    inactive"), "{table}");
+}
+
+/// The updater with a real RAUC (Debian bookworm's 1.8, which fetches a URL whole) and a feed
+/// on a real HTTP server: a bundle for another machine and an older one are not installed, a
+/// newer one goes to RAUC, with its progress or its error relayed; a downgrade only when asked
+/// for by name. The QEMU tests install on the image's own RAUC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_s_newer_bundle_installs_and_others_are_refused() {
+    let files = std::env::temp_dir().join(format!("daisee-feed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&files);
+    std::fs::create_dir_all(&files).unwrap();
+    let _files = Dir(files.clone());
+    let server = daisee_update::server::Server::start().unwrap();
+    let url = |name: &str| format!("http://127.0.0.1:{}/{name}", server.port());
+    let os_release = files.join("os-release");
+    std::fs::write(&os_release, "ID=debian\nIMAGE_VERSION=1.0\n").unwrap();
+    let extra = format!(
+        "\n[update]\nfeed = \"{}\"\nwindow = \"00:00-24:00\"\n",
+        url("feed.json")
+    );
+    let setup = setup_with(
+        "feed",
+        &extra,
+        &[("DAISEE_OS_RELEASE", os_release.to_str().unwrap())],
+    )
+    .await;
+    let dir = setup._dir.0.clone();
+    let _rauc = rauc_service(&setup.address, &dir);
+    let conn = setup.connect().await;
+    let update = daisee_api::UpdateProxy::new(&conn).await.unwrap();
+    let rauc = eventually(async || update.boot_slot().await.is_ok(), |up| *up).await;
+    assert!(rauc, "RAUC answers");
+
+    let mut feed = Vec::new();
+    let mut offer = |name: &str, compatible: &str, version: &str, seed: u8| {
+        let file = bundle(&dir, name, compatible, version, seed);
+        server.put(&format!("/{name}.raucb"), &file);
+        let size = std::fs::metadata(&file).unwrap().len();
+        // The feed says this machine; the bundle says what it really is for.
+        feed.push(format!(
+            r#"{{"version": "{version}", "compatible": "daisee-test", "channels": ["stable"], "url": "{name}.raucb", "size": {size}}}"#
+        ));
+        std::fs::write(
+            files.join("feed.json"),
+            format!("{{\"bundles\": [{}]}}", feed.join(",")),
+        )
+        .unwrap();
+    };
+    server.put("/feed.json", files.join("feed.json"));
+    offer("older", "daisee-test", "0.9", 1);
+    offer("foreign", "daisee-other", "3.0", 2);
+
+    assert_eq!(update.running().await.unwrap(), "1.0");
+    assert_eq!(update.check().await.unwrap(), "3.0", "what the feed claims");
+    let error = eventually(
+        async || update.last_error().await.unwrap(),
+        |e| !e.is_empty(),
+    )
+    .await;
+    assert!(
+        error.contains("the bundle is for \"daisee-other\""),
+        "{error}"
+    );
+    // Refused once, not offered again; the older one never was.
+    assert_eq!(update.check().await.unwrap(), "");
+    let b = std::fs::read(dir.join("b.img")).unwrap();
+    assert_eq!(b, [0; SLOT_BYTES], "slot B untouched");
+
+    offer("newer", "daisee-test", "2.0", 3);
+    let mut changes = PropertiesProxy::builder(&conn)
+        .destination(NAME)
+        .unwrap()
+        .path(daisee_api::UPDATE_PATH)
+        .unwrap()
+        .build()
+        .await
+        .unwrap()
+        .receive_properties_changed()
+        .await
+        .unwrap();
+    assert_eq!(update.check().await.unwrap(), "2.0");
+    let mut steps = Vec::new();
+    let mut top = 0;
+    // From the signals: the proxy's cached properties may lag behind them.
+    let mut error = String::new();
+    while let Ok(Some(signal)) = tokio::time::timeout(Duration::from_secs(60), changes.next()).await
+    {
+        let args = signal.args().unwrap();
+        if let Some(step) = args.changed_properties().get("Step") {
+            steps.push(String::try_from(step.try_to_owned().unwrap()).unwrap());
+        }
+        if let Some(p) = args.changed_properties().get("Progress") {
+            top = top.max(i32::try_from(p.try_to_owned().unwrap()).unwrap());
+        }
+        if let Some(e) = args.changed_properties().get("LastError") {
+            error = String::try_from(e.try_to_owned().unwrap()).unwrap();
+        }
+        if steps.last().is_some_and(|s| s == "idle") && steps.iter().any(|s| s == "installing") {
+            break;
+        }
+    }
+    assert_eq!(steps[..3], ["checking", "idle", "installing"], "{steps:?}");
+    // Verity bundles need the kernel's device mapper, which a container may not offer: then
+    // RAUC's own error is what the updater shows, and slot B keeps what it had.
+    let no_device_mapper = error.contains("Failed mounting bundle");
+    if no_device_mapper {
+        assert_eq!(steps.last().map(String::as_str), Some("idle"), "{steps:?}");
+        assert!(
+            std::fs::read(dir.join("b.img")).unwrap() == [0; SLOT_BYTES],
+            "slot B untouched"
+        );
+    } else {
+        assert_eq!(steps[3..], ["rebooting", "idle"], "{steps:?} {error}");
+        assert_eq!(top, 100, "RAUC's progress relayed up to its end");
+        assert!(
+            std::fs::read(dir.join("b.img")).unwrap() == slot_image(3),
+            "slot B holds 2.0"
+        );
+        // Not on a gateway's systemd: the reboot is left to the user, who is told so.
+        assert!(error.starts_with("installed; reboot to run it"), "{error}");
+    }
+
+    // An older bundle by name: only as a downgrade.
+    let refused = update
+        .install(&url("older.raucb"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("not newer than the running 1.0"),
+        "{refused}"
+    );
+    let (_, out, err) = setup.daiseectl(&["update", "install", "--downgrade", &url("older.raucb")]);
+    assert!(out.starts_with("installing 0.9\n"), "{out}{err}");
+    if no_device_mapper {
+        assert!(
+            err.contains("the install failed: Failed mounting bundle"),
+            "{err}"
+        );
+    } else {
+        assert!(
+            std::fs::read(dir.join("b.img")).unwrap() == slot_image(1),
+            "slot B holds 0.9"
+        );
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

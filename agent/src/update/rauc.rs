@@ -167,11 +167,23 @@ pub(crate) async fn install(
                 if result == 0 {
                     return Ok(());
                 }
-                let error = property(conn, "LastError").await.map_err(|e| e.to_string())?;
-                return Err(error);
+                return Err(last_error(conn).await);
             }
         }
     }
+}
+
+/// Why RAUC's install failed: its `LastError`, which some versions set just after they signal
+/// the end.
+async fn last_error(conn: &Connection) -> String {
+    for _ in 0..20 {
+        match property(conn, "LastError").await {
+            Ok(error) if !error.is_empty() => return error,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(e) => return e.to_string(),
+        }
+    }
+    "RAUC's install failed; it gave no reason".into()
 }
 
 /// RAUC's own words for a failed call, without zbus's wrapping.

@@ -368,7 +368,9 @@ impl Updater {
         })
         .await
         .map_err(UpdateError::Failed);
-        self.done(result)?;
+        if result.is_err() {
+            return self.done(result);
+        }
         let downloads = self.settings.as_ref().and_then(|s| s.downloads.clone());
         if let Some(dir) = downloads
             && let Err(e) = remove_downloads(&dir)
@@ -381,7 +383,10 @@ impl Updater {
                 ),
             );
         }
-        self.set_step("rebooting");
+        self.status.send_modify(|s| {
+            s.step = "rebooting";
+            s.error.clear();
+        });
         self.log(
             Priority::Info,
             &format!("update: installed {source}; rebooting into it"),
