@@ -120,6 +120,17 @@ dev_keys() { # DIR
         -CAcreateserial -days 3650 -out "$keys/signing.cert.pem" 2>/dev/null
 }
 
+# The image's version, which its os-release (IMAGE_VERSION) and its bundles carry and the
+# agent's updater orders: the workspace's version, the count of commits, then after `+` the
+# commit (which the order ignores), e.g. 0.1.0.812+gbda8812.
+image_version() {
+    local base count commit
+    base=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+    count=$(git rev-list --count HEAD 2>/dev/null || echo 0)
+    commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
+    echo "$base.$count+g$commit"
+}
+
 # Makes OUTPUT, a bundle (verity) of the slot image ROOT signed by KEY_DIR's signing key; its
 # manifest's keys as `render` fills them, or as the KEY=VALUE arguments say.
 bundle() { # KEY_DIR ROOT OUTPUT [KEY=VALUE]...
@@ -128,7 +139,7 @@ bundle() { # KEY_DIR ROOT OUTPUT [KEY=VALUE]...
     rm -rf "${work:?}/bundle" "$output"
     mkdir -p "$work/bundle"
     ln "$root" "$work/bundle/rootfs.img"
-    render image/layout/manifest.raucm.in VERSION="$(git describe --always --dirty 2>/dev/null || echo dev)" "$@" \
+    render image/layout/manifest.raucm.in VERSION="$(image_version)" "$@" \
         > "$work/bundle/manifest.raucm"
     rauc bundle --cert "$keys/signing.cert.pem" --key "$keys/signing.key.pem" "$work/bundle" "$output" >/dev/null
 }

@@ -9,19 +9,19 @@ fn unit() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/daisee-agent.service")
 }
 
-/// systemd's own rating of the unit stays at 1.4 or below (0 is fully confined, 10 not at all):
-/// what remains is the devices, the network and the system bus it needs.
+/// systemd's own rating of the unit stays at 1.5 or below (0 is fully confined, 10 not at all):
+/// what remains is the devices, the network (any address) and the system bus it needs.
 #[test]
 fn the_unit_is_confined() {
     let out = Command::new("systemd-analyze")
-        .args(["security", "--offline=true", "--threshold=14"])
+        .args(["security", "--offline=true", "--threshold=15"])
         .arg(unit())
         .output()
         .expect("systemd-analyze (Debian package systemd)");
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
     assert!(
-        report.contains("Overall exposure level for daisee-agent.service: 1.4"),
+        report.contains("Overall exposure level for daisee-agent.service: 1.5"),
         "{report}"
     );
 }

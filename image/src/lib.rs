@@ -1,5 +1,6 @@
-//! Drives the gateway image under QEMU (TCG, no network, OVMF) through its serial console, for
-//! the end-to-end tests and the image bench. The image itself is built by `image/build`.
+//! Drives the gateway image under QEMU (TCG, OVMF or AAVMF; no network, or one restricted to a
+//! feed server on the host) through its serial console, for the end-to-end tests and the image
+//! bench. The image itself is built by `image/build`.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
@@ -78,6 +79,16 @@ pub fn test_disk(arch: Arch) -> PathBuf {
     arch.dir().join("test.img")
 }
 
+/// The update feed's files `image/make-test-fixtures` makes for `arch`: `newer.raucb`,
+/// `older.raucb`, `foreign.raucb`, `broken.raucb` and `catalog.json`, a feed of all four.
+pub fn feed_dir(arch: Arch) -> PathBuf {
+    arch.dir().join("feed")
+}
+
+/// The address at which a machine given a network (`Machine::network_to`) reaches the host's
+/// server, on port 80.
+pub const FEED_HOST: &str = "10.0.2.100";
+
 /// `image/layout/layout.env`, the facts the image is built on (`KEY=value` lines), which the
 /// gateway carries as `/usr/lib/daisee/layout.env`.
 const LAYOUT: &str = include_str!("../layout/layout.env");
@@ -115,6 +126,7 @@ pub struct Machine {
     console: Option<ChildStdin>,
     lines: Option<Receiver<String>>,
     write_limit: Option<u64>,
+    feed_port: Option<u16>,
     extra: Vec<PathBuf>,
     /// Everything the console printed, for failure reports.
     pub log: Vec<String>,
@@ -173,6 +185,7 @@ impl Machine {
             console: None,
             lines: None,
             write_limit: None,
+            feed_port: None,
             extra: Vec::new(),
             log: Vec::new(),
         })
@@ -183,8 +196,8 @@ impl Machine {
         self.dir.join("disk.img")
     }
 
-    /// Powers the machine on: no network, the serial console on our pipes, `extra` disks after
-    /// the system disk.
+    /// Powers the machine on: no network unless `network_to` gave one, the serial console on our
+    /// pipes, `extra` disks after the system disk.
     pub fn start(&mut self, extra: &[&Path]) -> std::io::Result<()> {
         if let Some(missing) = extra.iter().find(|p| !p.exists()) {
             return Err(std::io::Error::other(format!(
@@ -204,9 +217,9 @@ impl Machine {
         let mut cmd = Command::new(qemu);
         cmd.args(machine)
             .args(["-accel", "tcg", "-m", "1024", "-smp", "1"])
+            .arg("-nic")
+            .arg(self.nic())
             .args([
-                "-nic",
-                "none",
                 "-display",
                 "none",
                 "-serial",
@@ -387,6 +400,23 @@ impl Machine {
             .filter_map(|l| l.trim().split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect())
+    }
+
+    /// Gives the machine a network from its next start on: QEMU's user-mode network, restricted
+    /// so that the guest reaches nothing but [`FEED_HOST`] port 80, which QEMU forwards (a socat
+    /// per connection) to 127.0.0.1:`port` on the host. It gets its address by DHCP.
+    pub fn network_to(&mut self, port: u16) {
+        self.feed_port = Some(port);
+    }
+
+    /// QEMU's `-nic`: none, or the restricted user-mode network to the feed server.
+    fn nic(&self) -> String {
+        match self.feed_port {
+            None => "none".into(),
+            Some(port) => format!(
+                "user,model=virtio-net-pci,restrict=on,guestfwd=tcp:{FEED_HOST}:80-cmd:socat STDIO TCP:127.0.0.1:{port}"
+            ),
+        }
     }
 
     /// Limits writes to the machine's disk to `bytes_per_second` from the next start on.
