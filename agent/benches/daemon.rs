@@ -196,6 +196,44 @@ fn measure_with_ledger(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64, 
     (share, rss, anon, sent)
 }
 
+/// Measures `binary` as [`measure`] does, following a feed on a loopback server, which it was
+/// asked to check (over D-Bus) before the measure: its HTTP client and TLS set up. Also returns
+/// the feed requests the server saw.
+fn measure_with_updates(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64, usize) {
+    let server = daisee_update::server::Server::start().expect("feed server");
+    let feed = dir.join("feed.json");
+    std::fs::write(&feed, r#"{"bundles": []}"#).expect("feed");
+    server.put("/feed.json", &feed);
+    let os_release = dir.join("os-release");
+    std::fs::write(&os_release, "IMAGE_VERSION=1.0\n").expect("os-release");
+    let config = dir.join("update.toml");
+    let text = self::config(&dir.join("data-update"), 1000)
+        + &format!(
+            "\n[update]\nfeed = \"http://127.0.0.1:{}/feed.json\"\n",
+            server.port()
+        );
+    std::fs::write(&config, text).expect("agent config");
+    let check = || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let conn = zbus::connection::Builder::address(bus)
+                .expect("bus")
+                .build()
+                .await
+                .expect("bus");
+            let update = daisee_api::UpdateProxy::new(&conn).await.expect("proxy");
+            // No RAUC on the bench's bus: the check reads the feed, then fails to match it.
+            let _ = update.check().await;
+        });
+    };
+    let env = [("DAISEE_OS_RELEASE", os_release.as_path())];
+    let (share, rss, anon) = measure_after(binary, &config, bus, &env, check);
+    (share, rss, anon, server.requests().len())
+}
+
 /// CPU time of all threads of `pid` (scheduler statistics, in ns), its resident memory and the
 /// anonymous part of it (heap and stacks) in KiB.
 fn proc_figures(pid: u32) -> (Duration, u64, u64) {
@@ -226,17 +264,31 @@ fn proc_figures(pid: u32) -> (Duration, u64, u64) {
 /// Runs `binary` on `config` and `bus` and reads its CPU share, resident memory and the part of
 /// it that is heap and stacks (KiB) from /proc over [`MEASURE`], after 5 s to settle.
 fn measure(binary: &Path, config: &Path, bus: &str) -> (f64, u64, u64) {
+    measure_after(binary, config, bus, &[], || {})
+}
+
+/// [`measure`], the agent given `env`, and `settle` run once it is up, before the 5 s.
+fn measure_after(
+    binary: &Path,
+    config: &Path,
+    bus: &str,
+    env: &[(&str, &Path)],
+    settle: impl FnOnce(),
+) -> (f64, u64, u64) {
     let agent = Running(
         Command::new(binary)
             .arg("--config")
             .arg(config)
             .args(["--dbus", bus])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("agent"),
     );
     let pid = agent.0.id();
+    std::thread::sleep(Duration::from_secs(2));
+    settle();
     std::thread::sleep(Duration::from_secs(5));
     let (cpu0, _, _) = proc_figures(pid);
     let t0 = Instant::now();
@@ -353,6 +405,15 @@ fn main() {
     println!(
         "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
         format!("  with the ledger on, {sent} intervals committed"),
+        "",
+        rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        ""
+    );
+    let (share, rss, anon, checks) = measure_with_updates(Path::new(&binary), &dir, &bus);
+    println!(
+        "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
+        format!("  with the update check on, {checks} feed read"),
         "",
         rss as f64 / 1024.0,
         anon as f64 / 1024.0,

@@ -1,28 +1,41 @@
-//! A bundle whose agent never gets ready: it installs and boots, is never marked good, the
-//! gateway reboots itself until the slot's GRUB tries run out, and is then back on the old slot,
-//! which is marked good again, with the agent ready, and marks the failed slot bad.
+//! A bundle whose agent never gets ready, offered by the feed the gateway follows: it installs
+//! and boots, is never marked good, the gateway reboots itself until the slot's GRUB tries run
+//! out, and is then back on the old slot, which is marked good again, with the agent ready,
+//! marks the failed slot bad, reports the version it fell back from (D-Bus, journal) and does
+//! not install it again.
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
 #[allow(dead_code)] // Each test uses its share of the helpers.
 mod common;
 
-use common::{BOOT, boot, install, marked_good, on_each_arch, sh, slot_b_shows};
-use daisee_image::{Arch, Machine, test_disk, tries};
+use common::{
+    BOOT, Feed, boot, first_line, follow_feed, marked_good, network_up, on_each_arch, sh,
+    slot_b_shows, update_shows,
+};
+use daisee_image::{Arch, Machine, tries};
 
 on_each_arch!(a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself);
 
 fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself(arch: Arch) {
+    let feed = Feed::start(arch, "rollback");
+    let broken = feed.version("broken.raucb");
+    feed.offer(&["broken.raucb"]);
     let mut m = Machine::new("rollback", arch).unwrap();
-    m.start(&[&test_disk(arch)]).unwrap();
+    m.network_to(feed.server.port());
+    m.start(&[]).unwrap();
     assert_eq!(boot(&mut m), 'A');
     marked_good(&mut m, 'A');
-    assert_eq!(sh(&mut m, "mount -o ro LABEL=test /mnt").1, 0);
-    let (out, status) = install(&mut m, "broken.raucb");
-    assert_eq!(status, 0, "{out:?}");
-    let _ = m.run("systemctl reboot", std::time::Duration::from_secs(5));
+    network_up(&mut m);
+    follow_feed(&mut m);
+    let (out, _) = sh(&mut m, "daiseectl update check");
+    assert_eq!(
+        out.first(),
+        Some(&format!("update available: {broken}")),
+        "{out:?}"
+    );
 
-    // Nobody touches the console from here: the gateway reboots by itself.
+    // Nobody touches the console from here: the gateway installs, reboots by itself, and again.
     let tries = tries();
     for attempt in 1..=tries {
         let line = m
@@ -42,4 +55,14 @@ fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself(ar
     m.wait_until_active("daisee-agent", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));
     slot_b_shows(&mut m, 'A', "inactive", "bad");
+    update_shows(&mut m, "rolled back", &broken);
+    let logged = format!("journalctl -b -o cat DAISEE_ROLLED_BACK={broken} | head -1");
+    assert!(first_line(&mut m, &logged).contains("never got ready and was rolled back"));
+    network_up(&mut m);
+    let (out, _) = sh(&mut m, "daiseectl update check");
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("no newer bundle in the feed")),
+        "{out:?}"
+    );
 }

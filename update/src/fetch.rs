@@ -18,9 +18,9 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The proxy setting is not a URL reqwest takes.
-    #[error("the proxy {0}")]
-    Proxy(String),
+    /// The HTTP client could not be made (a proxy setting reqwest refuses, no CA store).
+    #[error("the HTTP client: {0}")]
+    Client(String),
     /// The server could not be reached, or the transfer broke off.
     #[error("{url}: {reason}")]
     Transfer {
@@ -76,14 +76,11 @@ impl Fetcher {
             .read_timeout(PATIENCE)
             .user_agent(concat!("daisee-agent/", env!("CARGO_PKG_VERSION")));
         let builder = match proxy {
-            Some(url) => builder.proxy(
-                reqwest::Proxy::all(url.clone()).map_err(|e| FetchError::Proxy(e.to_string()))?,
-            ),
+            Some(url) => builder
+                .proxy(reqwest::Proxy::all(url.clone()).map_err(|e| FetchError::Client(said(&e)))?),
             None => builder.no_proxy(),
         };
-        let client = builder
-            .build()
-            .map_err(|e| FetchError::Proxy(e.to_string()))?;
+        let client = builder.build().map_err(|e| FetchError::Client(said(&e)))?;
         Ok(Fetcher { client })
     }
 
@@ -91,7 +88,7 @@ impl Fetcher {
     pub async fn feed(&self, url: &Url) -> Result<Feed, FetchError> {
         let mut response = self.get(url, None).await?;
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| broke(url, &e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| broke(url, &said(&e)))? {
             if bytes.len() + chunk.len() > MAX_FEED_BYTES {
                 return Err(FeedError::TooLarge.into());
             }
@@ -143,7 +140,7 @@ impl Fetcher {
                 check_range(url, &response, held, offer.size)?;
             }
             progress(held);
-            while let Some(chunk) = response.chunk().await.map_err(|e| broke(url, &e))? {
+            while let Some(chunk) = response.chunk().await.map_err(|e| broke(url, &said(&e)))? {
                 let got = held + chunk.len() as u64;
                 if got > offer.size {
                     return Err(FetchError::Size {
@@ -174,7 +171,7 @@ impl Fetcher {
         if let Some(from) = from.filter(|&f| f > 0) {
             request = request.header(RANGE, format!("bytes={from}-"));
         }
-        let response = request.send().await.map_err(|e| broke(url, &e))?;
+        let response = request.send().await.map_err(|e| broke(url, &said(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -265,4 +262,15 @@ pub fn remove_downloads(dir: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// An error with the errors under it (reqwest's own says only "error sending request").
+fn said(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }

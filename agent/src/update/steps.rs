@@ -34,8 +34,9 @@ pub(super) struct Updater {
     bus: Option<Bus>,
     conn: Option<Connection>,
     running: Option<Version>,
-    /// Versions not installed again by themselves: one rolled back, one refused.
-    refused: Vec<Version>,
+    /// Versions not installed again by themselves: one rolled back, one refused, one installed
+    /// (should the reboot into it not come).
+    skip: Vec<Version>,
     offer: Option<Offer>,
     last_check: Option<Instant>,
     failures: u32,
@@ -56,7 +57,7 @@ impl Updater {
             bus,
             conn: None,
             running,
-            refused: Vec::new(),
+            skip: Vec::new(),
             offer: None,
             last_check: None,
             failures: 0,
@@ -160,24 +161,24 @@ impl Updater {
     /// Reads the feed: the version of the update it offers this gateway, or empty.
     async fn check(&mut self) -> Result<String, UpdateError> {
         let settings = self.settings.clone().ok_or(UpdateError::NoFeed)?;
-        let running = self.running.clone().ok_or_else(|| {
-            UpdateError::Refused(
-                "this system's os-release has no IMAGE_VERSION: it is not a gateway image, so it is not updated".into(),
-            )
-        })?;
         self.set_step("checking");
         let result = async {
+            let running = self.running.clone().ok_or_else(|| {
+                UpdateError::Refused(
+                    "this system's os-release has no IMAGE_VERSION: it is not a gateway image, so it is not updated".into(),
+                )
+            })?;
+            let fetcher = Fetcher::new(settings.proxy.as_ref()).map_err(failed)?;
+            let feed: Feed = fetcher.feed(&settings.feed).await.map_err(failed)?;
             let compatible = rauc::property(self.rauc().await?, "Compatible")
                 .await
                 .map_err(|e| UpdateError::Unavailable(e.to_string()))?;
-            let fetcher = Fetcher::new(settings.proxy.as_ref()).map_err(failed)?;
-            let feed: Feed = fetcher.feed(&settings.feed).await.map_err(failed)?;
             Ok(feed
                 .update_for(Running {
                     compatible: &compatible,
                     channel: &settings.channel,
                     version: &running,
-                    refused: &self.refused,
+                    refused: &self.skip,
                 })
                 .cloned())
         }
@@ -236,17 +237,23 @@ impl Updater {
         offer: &Offer,
         settings: &UpdateConfig,
     ) -> Result<(), UpdateError> {
-        if settings.downloads_first() {
+        let installed = if settings.downloads_first() {
             let file = self.download(offer, settings).await?;
-            return self.check_and_install(offer, &file).await;
-        }
-        match self.check_and_install(offer, offer.url.as_str()).await {
-            Err(UpdateError::Failed(e)) if NO_STREAMING.iter().any(|n| e.contains(n)) => {
-                let file = self.download(offer, settings).await?;
-                self.check_and_install(offer, &file).await
+            self.check_and_install(offer, &file).await
+        } else {
+            match self.check_and_install(offer, offer.url.as_str()).await {
+                Err(UpdateError::Failed(e)) if NO_STREAMING.iter().any(|n| e.contains(n)) => {
+                    let file = self.download(offer, settings).await?;
+                    self.check_and_install(offer, &file).await
+                }
+                other => other,
             }
-            other => other,
+        };
+        if installed.is_ok() {
+            self.skip.push(offer.version.clone());
+            self.offer = None;
         }
+        installed
     }
 
     /// Installs `source` if it is the bundle `offer` says and this gateway takes it.
@@ -264,7 +271,7 @@ impl Updater {
         if let Err(e) = self.done(checked) {
             // Not this gateway's: not tried again until the agent restarts.
             if matches!(e, UpdateError::Refused(_)) {
-                self.refused.push(offer.version.clone());
+                self.skip.push(offer.version.clone());
                 self.offer = None;
             }
             return Err(e);
@@ -429,7 +436,7 @@ impl Updater {
             &[("DAISEE_ROLLED_BACK", &version)],
         );
         if let Ok(v) = version.parse() {
-            self.refused.push(v);
+            self.skip.push(v);
         }
         self.status.send_modify(|s| s.rolled_back = version);
     }

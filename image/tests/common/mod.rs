@@ -2,9 +2,12 @@
 //! the test's failure.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use daisee_image::Machine;
+use daisee_image::{Arch, FEED_HOST, Machine, feed_dir};
+use daisee_update::server::Server;
+use serde_json::Value;
 
 /// Makes the test function `$test(Arch)` two tests, `$test::amd64` and `$test::arm64`, one per
 /// image.
@@ -86,4 +89,121 @@ pub(crate) fn install(m: &mut Machine, bundle: &str) -> (Vec<String>, i32) {
         m,
         &format!("rauc install /mnt/{bundle} 2>&1 | tail -3; (exit ${{PIPESTATUS[0]}})"),
     )
+}
+
+/// The update feed of `image/make-test-fixtures` served on the host's loopback, for machines
+/// given a network to it.
+pub(crate) struct Feed {
+    /// The server.
+    pub(crate) server: Server,
+    dir: PathBuf,
+    catalog: Vec<Value>,
+}
+
+impl Feed {
+    /// Serves `arch`'s bundles, with an empty feed.
+    pub(crate) fn start(arch: Arch, name: &str) -> Feed {
+        let text = std::fs::read_to_string(feed_dir(arch).join("catalog.json"))
+            .unwrap_or_else(|e| panic!("{e}: run image/make-test-fixtures --arch {}", arch.name()));
+        let catalog: Value = serde_json::from_str(&text).unwrap();
+        let server = Server::start().unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "daisee-feed-{name}-{}-{}",
+            arch.name(),
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["newer", "older", "foreign", "broken"].map(|b| format!("{b}.raucb")) {
+            server.put(&format!("/{file}"), feed_dir(arch).join(&file));
+        }
+        server.put("/feed.json", dir.join("feed.json"));
+        let feed = Feed {
+            server,
+            dir,
+            catalog: catalog["bundles"].as_array().unwrap().clone(),
+        };
+        feed.offer(&[]);
+        feed
+    }
+
+    fn entry(&self, file: &str) -> &Value {
+        self.catalog
+            .iter()
+            .find(|b| b["url"] == file)
+            .unwrap_or_else(|| panic!("{file} in the catalog"))
+    }
+
+    /// The version of bundle `file` (`newer.raucb`).
+    pub(crate) fn version(&self, file: &str) -> String {
+        self.entry(file)["version"].as_str().unwrap().to_owned()
+    }
+
+    /// The size of bundle `file` in bytes.
+    pub(crate) fn size(&self, file: &str) -> u64 {
+        self.entry(file)["size"].as_u64().unwrap()
+    }
+
+    /// Publishes a feed of the bundles `files`, each under this machine's compatible string
+    /// (the foreign bundle too: the feed may lie, RAUC reads the truth).
+    pub(crate) fn offer(&self, files: &[&str]) {
+        let ours = self.entry("newer.raucb")["compatible"].clone();
+        let bundles: Vec<Value> = files
+            .iter()
+            .map(|f| {
+                let mut entry = self.entry(f).clone();
+                entry["compatible"] = ours.clone();
+                entry
+            })
+            .collect();
+        let feed = serde_json::json!({ "bundles": bundles });
+        std::fs::write(self.dir.join("feed.json"), feed.to_string()).unwrap();
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits for the machine's address from QEMU's DHCP.
+pub(crate) fn network_up(m: &mut Machine) {
+    let (out, status) = sh(
+        m,
+        "(for i in $(seq 120); do networkctl status -n0 --no-pager | grep -q 'Address: 10\\.0\\.2\\.15' && exit 0; sleep 1; done; networkctl status -n0 --no-pager; exit 1)",
+    );
+    assert_eq!(status, 0, "no address from QEMU's DHCP: {out:?}");
+}
+
+/// Makes the agent follow the test feed, installing at any time of day, and waits for it.
+pub(crate) fn follow_feed(m: &mut Machine) {
+    let table = format!(
+        "\\n[update]\\nfeed = \"http://{FEED_HOST}/feed.json\"\\nwindow = \"00:00-24:00\"\\n"
+    );
+    let (out, status) = sh(
+        m,
+        &format!("printf '{table}' >> /data/daisee/agent.toml && systemctl restart daisee-agent"),
+    );
+    assert_eq!(status, 0, "{out:?}");
+    m.wait_until_active("daisee-agent", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Polls `daiseectl update` until a line starts with `label` and contains `text`; that line.
+pub(crate) fn update_shows(m: &mut Machine, label: &str, text: &str) -> String {
+    for _ in 0..150 {
+        let (out, _) = sh(m, "daiseectl update");
+        if let Some(line) = out
+            .iter()
+            .find(|l| l.starts_with(label) && l.contains(text))
+        {
+            return line.clone();
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let (out, _) = sh(
+        m,
+        "daiseectl update; journalctl -u daisee-agent --no-pager | tail -20",
+    );
+    panic!("daiseectl update never showed {label} … {text}: {out:?}");
 }

@@ -18,7 +18,8 @@ USERADD_PACKAGES = "${PN}"
 GROUPADD_PARAM:${PN} = "${@daisee.tree.groupadd(d)}"
 USERADD_PARAM:${PN} = "${@daisee.tree.useradd(d)}"
 
-SYSTEMD_SERVICE:${PN} = "daisee-agent.service daisee-boot-health.service"
+# daisee-reboot.service is started by its path unit, when the agent asks.
+SYSTEMD_SERVICE:${PN} = "daisee-agent.service daisee-boot-health.service daisee-reboot.path"
 
 do_install() {
     # image/build's own installer, for the lines every image takes.
