@@ -53,7 +53,9 @@ pub struct Running<'a> {
     /// The version of the root it booted.
     pub version: &'a Version,
     /// Versions it will not install again by itself (one that was rolled back).
-    pub refused: &'a [Version],
+    pub skipped: &'a [Version],
+    /// Bundles it refused (another machine's, not the version the feed said).
+    pub refused: &'a [Url],
 }
 
 /// Why a feed was not read.
@@ -111,13 +113,14 @@ impl Feed {
     }
 
     /// The update for a gateway: the newest bundle for its machine and channel that is newer
-    /// than what it runs and not refused.
+    /// than what it runs, neither skipped nor refused.
     pub fn update_for(&self, running: Running<'_>) -> Option<&Offer> {
         self.offers
             .iter()
             .filter(|o| o.compatible == running.compatible)
             .filter(|o| o.channels.iter().any(|c| c == running.channel))
-            .filter(|o| o.version > *running.version && !running.refused.contains(&o.version))
+            .filter(|o| o.version > *running.version && !running.skipped.contains(&o.version))
+            .filter(|o| !running.refused.contains(&o.url))
             .max_by(|a, b| a.version.cmp(&b.version))
     }
 }
@@ -171,13 +174,14 @@ mod tests {
         feed: &'f Feed,
         channel: &str,
         running: &str,
-        refused: &[Version],
+        skipped: &[Version],
     ) -> Option<&'f Offer> {
         feed.update_for(Running {
             compatible: "pc",
             channel,
             version: &version(running),
-            refused,
+            skipped,
+            refused: &[],
         })
     }
 
@@ -200,9 +204,28 @@ mod tests {
         assert_eq!(update(&feed, "stable", "2.0", &[]), None);
         assert_eq!(update(&feed, "nightly", "0.1", &[]), None);
         // A version rolled back is not offered again; the one before it is.
-        let refused = [version("1.2.0-rc.1")];
-        let after_rollback = update(&feed, "testing", "1.0.0", &refused).unwrap();
+        let skipped = [version("1.2.0-rc.1")];
+        let after_rollback = update(&feed, "testing", "1.0.0", &skipped).unwrap();
         assert_eq!(after_rollback.version, version("1.1.0"));
+        // A bundle refused is not offered again; another of the same version is.
+        let refused = [stable.url.clone()];
+        let running = version("1.0.0");
+        let other = feed.update_for(Running {
+            compatible: "pc",
+            channel: "testing",
+            version: &running,
+            skipped: &[],
+            refused: std::slice::from_ref(&testing.url),
+        });
+        assert_eq!(other.map(|o| &o.version), Some(&version("1.1.0")));
+        let none = feed.update_for(Running {
+            compatible: "pc",
+            channel: "stable",
+            version: &running,
+            skipped: &[],
+            refused: &refused,
+        });
+        assert_eq!(none, None);
     }
 
     #[test]

@@ -31,6 +31,7 @@ fn running(version: &Version) -> Running<'_> {
         compatible: "pc",
         channel: "stable",
         version,
+        skipped: &[],
         refused: &[],
     }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use daisee_update::{Feed, Fetcher, Offer, Running, Version, backoff, remove_downloads};
+use daisee_update::{Feed, Fetcher, Offer, Running, Url, Version, backoff, remove_downloads};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use zbus::Connection;
@@ -34,9 +34,11 @@ pub(super) struct Updater {
     bus: Option<Bus>,
     conn: Option<Connection>,
     running: Option<Version>,
-    /// Versions not installed again by themselves: one rolled back, one refused, one installed
-    /// (should the reboot into it not come).
+    /// Versions not installed again by themselves: one rolled back, one installed (should the
+    /// reboot into it not come).
     skip: Vec<Version>,
+    /// Bundles refused (another machine's, not the version the feed said): not tried again.
+    refused: Vec<Url>,
     offer: Option<Offer>,
     last_check: Option<Instant>,
     failures: u32,
@@ -58,6 +60,7 @@ impl Updater {
             conn: None,
             running,
             skip: Vec::new(),
+            refused: Vec::new(),
             offer: None,
             last_check: None,
             failures: 0,
@@ -178,7 +181,8 @@ impl Updater {
                     compatible: &compatible,
                     channel: &settings.channel,
                     version: &running,
-                    refused: &self.skip,
+                    skipped: &self.skip,
+                    refused: &self.refused,
                 })
                 .cloned())
         }
@@ -271,7 +275,7 @@ impl Updater {
         if let Err(e) = self.done(checked) {
             // Not this gateway's: not tried again until the agent restarts.
             if matches!(e, UpdateError::Refused(_)) {
-                self.skip.push(offer.version.clone());
+                self.refused.push(offer.url.clone());
                 self.offer = None;
             }
             return Err(e);
