@@ -130,10 +130,32 @@ pub(crate) async fn inspect(conn: &Connection, source: &str) -> Result<(String, 
 
 /// Installs `source` (a URL RAUC streams, or a file), calling `progress` with RAUC's percentage
 /// and step as they change; the error is RAUC's when the install fails.
+///
+/// RAUC 1.13 tears down the nbd device of a streamed inspection after it answered: an install
+/// streamed straight after it fails with "Failed mounting bundle: Failed to load dm table", and
+/// works seconds later. Such a failure is tried again, twice.
 pub(crate) async fn install(
     conn: &Connection,
     source: &str,
     mut progress: impl FnMut(i32, String),
+) -> Result<(), String> {
+    let mut attempt = 0;
+    loop {
+        match install_once(conn, source, &mut progress).await {
+            Err(e) if e.starts_with("Failed mounting bundle") && attempt < 2 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(3 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One install of `source`, as [`install`] does it.
+async fn install_once(
+    conn: &Connection,
+    source: &str,
+    progress: &mut impl FnMut(i32, String),
 ) -> Result<(), String> {
     let proxy = zbus::Proxy::new(conn, RAUC, "/", INSTALLER)
         .await
