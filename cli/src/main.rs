@@ -346,7 +346,7 @@ async fn history(conn: &Connection, span: Span, energy: bool) -> zbus::Result<()
 
 /// An error as a person can act on it: the agent's own message, a hint when the bus refused the
 /// call, or when nobody owns the agent's name.
-fn explain(e: zbus::Error) -> anyhow::Error {
+pub(crate) fn explain(e: zbus::Error) -> anyhow::Error {
     let (name, message) = match &e {
         zbus::Error::MethodError(name, message, _) => {
             (name.to_string(), message.clone().unwrap_or_default())

@@ -8,7 +8,10 @@ use futures_util::StreamExt;
 
 /// The slots (when RAUC answers), the running version, the feed and what the updater last did.
 pub(crate) async fn status(update: &UpdateProxy<'_>) -> zbus::Result<()> {
-    crate::show::update(update).await?;
+    // RAUC answers one call at a time: busy installing, it still leaves the updater to show.
+    if let Err(e) = crate::show::update(update).await {
+        println!("slots: {}", crate::explain(e));
+    }
     let line = |label: &str, value: String| {
         if !value.is_empty() {
             println!("{label:<11} {value}");

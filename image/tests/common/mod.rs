@@ -190,8 +190,9 @@ pub(crate) fn follow_feed(m: &mut Machine) {
 }
 
 /// Polls `daiseectl update` until a line starts with `label` and contains `text`; that line.
+/// Up to ten minutes: a fetch whose server vanished ends when the kernel's nbd gives up (5 min).
 pub(crate) fn update_shows(m: &mut Machine, label: &str, text: &str) -> String {
-    for _ in 0..150 {
+    for _ in 0..300 {
         let (out, _) = sh(m, "daiseectl update");
         if let Some(line) = out
             .iter()
