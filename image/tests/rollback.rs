@@ -56,14 +56,11 @@ fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself(ar
         .unwrap_or_else(|e| panic!("{e}"));
     slot_b_shows(&mut m, 'A', "inactive", "bad");
     update_shows(&mut m, "rolled back", &broken);
-    let (logged, _) = sh(
-        &mut m,
-        &format!("journalctl -b -o cat DAISEE_ROLLED_BACK={broken}"),
-    );
+    let (logged, _) = sh(&mut m, "journalctl -b -o cat -u daisee-agent");
     assert!(
         logged
             .iter()
-            .any(|l| l.contains("never got ready and was rolled back")),
+            .any(|l| l.contains(&format!("version {broken} in slot B never got ready"))),
         "{logged:?}"
     );
     network_up(&mut m);
