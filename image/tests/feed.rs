@@ -13,10 +13,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    BOOT, Feed, boot, first_line, follow_feed, marked_good, network_up, on_each_arch, sh,
+    BOOT, Feed, boot, first_line, following, marked_good, network_up, on_each_arch, sh,
     update_shows,
 };
-use daisee_image::{Arch, Machine};
+use daisee_image::Arch;
 
 on_each_arch!(a_newer_bundle_from_the_feed_installs_and_older_or_foreign_ones_do_not);
 
@@ -24,19 +24,13 @@ fn a_newer_bundle_from_the_feed_installs_and_older_or_foreign_ones_do_not(arch: 
     let feed = Feed::start(arch, "feed");
     let newer = feed.version("newer.raucb");
     feed.offer(&["older.raucb", "foreign.raucb"]);
-    let mut m = Machine::new("feed", arch).unwrap();
-    m.network_to(feed.server.port());
-    m.start(&[]).unwrap();
-    assert_eq!(boot(&mut m), 'A');
-    marked_good(&mut m, 'A');
-    network_up(&mut m);
+    let mut m = following(&feed, "feed", arch);
     // The guest reaches the feed's forwarded port, and not the host behind it.
     let reach = |port: &str| format!("timeout 10 bash -c 'echo > /dev/tcp/{port}' && echo reached");
     assert_eq!(first_line(&mut m, &reach("10.0.2.100/80")), "reached");
     let host = format!("10.0.2.2/{}", feed.server.port());
     assert_ne!(first_line(&mut m, &reach(&host)), "reached", "restrict=on");
 
-    follow_feed(&mut m);
     // The feed says the foreign bundle is this machine's; RAUC reads its manifest, refuses it.
     let (out, status) = sh(&mut m, "daiseectl update check");
     assert_eq!(
@@ -102,13 +96,7 @@ fn a_vanishing_server_and_a_power_cut_during_the_fetch_leave_the_old_slot_runnin
     let newer = feed.version("newer.raucb");
     let size = feed.size("newer.raucb");
     feed.offer(&["newer.raucb"]);
-    let mut m = Machine::new("vanish", arch).unwrap();
-    m.network_to(feed.server.port());
-    m.start(&[]).unwrap();
-    assert_eq!(boot(&mut m), 'A');
-    marked_good(&mut m, 'A');
-    network_up(&mut m);
-    follow_feed(&mut m);
+    let mut m = following(&feed, "vanish", arch);
 
     // Halfway through the bundle, the server is gone: RAUC's install fails, A runs on.
     feed.server.vanish_after(size / 2);

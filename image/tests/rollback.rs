@@ -10,10 +10,10 @@
 mod common;
 
 use common::{
-    BOOT, Feed, boot, follow_feed, marked_good, network_up, on_each_arch, sh, slot_b_shows,
+    BOOT, Feed, boot, following, marked_good, network_up, on_each_arch, sh, slot_b_shows,
     update_shows,
 };
-use daisee_image::{Arch, Machine, tries};
+use daisee_image::{Arch, tries};
 
 on_each_arch!(a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself);
 
@@ -21,13 +21,7 @@ fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself(ar
     let feed = Feed::start(arch, "rollback");
     let broken = feed.version("broken.raucb");
     feed.offer(&["broken.raucb"]);
-    let mut m = Machine::new("rollback", arch).unwrap();
-    m.network_to(feed.server.port());
-    m.start(&[]).unwrap();
-    assert_eq!(boot(&mut m), 'A');
-    marked_good(&mut m, 'A');
-    network_up(&mut m);
-    follow_feed(&mut m);
+    let mut m = following(&feed, "rollback", arch);
     let (out, _) = sh(&mut m, "daiseectl update check");
     assert_eq!(
         out.first(),

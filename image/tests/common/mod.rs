@@ -175,18 +175,26 @@ pub(crate) fn network_up(m: &mut Machine) {
     assert_eq!(status, 0, "no address from QEMU's DHCP: {out:?}");
 }
 
-/// Makes the agent follow the test feed, installing at any time of day, and waits for it.
-pub(crate) fn follow_feed(m: &mut Machine) {
+/// A machine of `arch` given a network to `feed`: booted from A, marked good, with its address,
+/// its agent following the feed and installing at any time of day.
+pub(crate) fn following(feed: &Feed, name: &str, arch: Arch) -> Machine {
+    let mut m = Machine::new(name, arch).unwrap();
+    m.network_to(feed.server.port());
+    m.start(&[]).unwrap();
+    assert_eq!(boot(&mut m), 'A');
+    marked_good(&mut m, 'A');
+    network_up(&mut m);
     let table = format!(
         "\\n[update]\\nfeed = \"http://{FEED_HOST}/feed.json\"\\nwindow = \"00:00-24:00\"\\n"
     );
     let (out, status) = sh(
-        m,
+        &mut m,
         &format!("printf '{table}' >> /data/daisee/agent.toml && systemctl restart daisee-agent"),
     );
     assert_eq!(status, 0, "{out:?}");
     m.wait_until_active("daisee-agent", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));
+    m
 }
 
 /// Polls `daiseectl update` until a line starts with `label` and contains `text`; that line.
