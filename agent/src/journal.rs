@@ -60,6 +60,7 @@ impl Journal {
 /// device and inode, and a child whose stderr was redirected inherits the variable but not the
 /// stream.
 fn stderr_is_the_journal() -> bool {
+    use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
     let Some(stream) = std::env::var("JOURNAL_STREAM").ok() else {
         return false;
@@ -67,7 +68,11 @@ fn stderr_is_the_journal() -> bool {
     let Some((dev, ino)) = stream.split_once(':') else {
         return false;
     };
-    let Ok(stderr) = std::fs::metadata("/proc/self/fd/2") else {
+    // fstat on the descriptor itself: the unit's ProcSubset/ProtectProc may hide /proc.
+    let Ok(stderr) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(stderr) = std::fs::File::from(stderr).metadata() else {
         return false;
     };
     dev.parse() == Ok(stderr.dev()) && ino.parse() == Ok(stderr.ino())

@@ -212,4 +212,14 @@ fn the_agent_reads_an_ina219_and_switches_a_relay_through_the_linux_backends(arc
     assert_eq!(line_becomes(&mut m, "out hi"), "out hi");
     assert_eq!(sh(&mut m, "daiseectl relay boiler auto").1, 0);
     assert_eq!(line_becomes(&mut m, "out lo"), "out lo");
+
+    // Each switch is in the journal with the agent's own fields.
+    let (logged, _) = sh(
+        &mut m,
+        "journalctl -b -o cat -u daisee-agent DAISEE_RELAY=boiler DAISEE_STATE=on",
+    );
+    assert!(
+        logged.iter().any(|l| l.starts_with("relay `boiler` on (")),
+        "{logged:?}"
+    );
 }

@@ -1,8 +1,8 @@
 //! A bundle whose agent never gets ready, offered by the feed the gateway follows: it installs
 //! and boots, is never marked good, the gateway reboots itself until the slot's GRUB tries run
 //! out, and is then back on the old slot, which is marked good again, with the agent ready,
-//! marks the failed slot bad, reports the version it fell back from on D-Bus and does not
-//! install it again.
+//! marks the failed slot bad, reports the version it fell back from (D-Bus, journal) and does
+//! not install it again.
 
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
@@ -50,6 +50,16 @@ fn a_bundle_whose_agent_never_gets_ready_is_rolled_back_by_the_gateway_itself(ar
         .unwrap_or_else(|e| panic!("{e}"));
     slot_b_shows(&mut m, 'A', "inactive", "bad");
     update_shows(&mut m, "rolled back", &broken);
+    let (logged, _) = sh(
+        &mut m,
+        &format!("journalctl -b -o cat -u daisee-agent DAISEE_ROLLED_BACK={broken}"),
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains(&format!("version {broken} in slot B never got ready"))),
+        "{logged:?}"
+    );
     network_up(&mut m);
     let (out, _) = sh(&mut m, "daiseectl update check");
     assert!(
