@@ -10,6 +10,7 @@ mod inverter;
 mod ledger;
 mod meter;
 mod modbus;
+mod mqtt;
 mod relay;
 mod sensor;
 mod sim;
@@ -24,6 +25,7 @@ pub use inverter::Inverter;
 pub use ledger::LedgerConfig;
 pub use meter::{Meter, MeterMap};
 pub use modbus::{Link, ModbusBus};
+pub use mqtt::{MqttConfig, MqttTls};
 pub use relay::{Relay, RelayOutput};
 pub use sensor::{I2cBus, Sensor, SensorDevice};
 pub use sim::{SimLoad, SimSite};
@@ -70,6 +72,8 @@ pub struct Config {
     pub ledger: Option<LedgerConfig>,
     /// Automatic updates, if the gateway follows a feed.
     pub update: Option<UpdateConfig>,
+    /// The MQTT broker it publishes to, if any.
+    pub mqtt: Option<MqttConfig>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +96,7 @@ struct File {
     dialogue: Option<Spanned<dialogue::DialogueTable>>,
     ledger: Option<Spanned<ledger::LedgerTable>>,
     update: Option<Spanned<update::UpdateTable>>,
+    mqtt: Option<Spanned<mqtt::MqttTable>>,
 }
 
 impl Config {
@@ -150,6 +155,17 @@ impl Config {
             .as_ref()
             .map(|t| update::update(&at, t, store.as_ref().map(|s| s.dir.as_path())))
             .transpose()?;
+        let names = sensors
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(meters.iter().map(|m| m.name.as_str()))
+            .chain(inverters.iter().map(|i| i.meter.name.as_str()))
+            .chain(relays.iter().map(|r| r.name.as_str()));
+        let mqtt = file
+            .mqtt
+            .as_ref()
+            .map(|t| mqtt::mqtt(&at, t, names))
+            .transpose()?;
         Ok(Config {
             name,
             poll_interval_ms,
@@ -164,12 +180,21 @@ impl Config {
             dialogue,
             ledger,
             update,
+            mqtt,
         })
     }
 
     /// Whether `new` takes a restart: anything but the `[control]` settings changed, lines aside.
     pub fn needs_restart(&self, new: &Config) -> bool {
         self.control.is_some() != new.control.is_some() || self.devices() != new.devices()
+    }
+
+    /// Every channel's name: the sensors, the meters, then the inverters.
+    pub fn channels(&self) -> impl Iterator<Item = &str> {
+        self.sensors
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.modbus_devices().map(|m| m.name.as_str()))
     }
 
     /// Every device read over Modbus, as a meter: the meters, then the inverters.

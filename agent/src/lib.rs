@@ -10,6 +10,7 @@ pub mod fault;
 pub mod identity;
 pub mod journal;
 pub mod ledger;
+pub mod mqtt;
 pub mod notify;
 pub mod setup;
 pub mod snapshot;

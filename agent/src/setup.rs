@@ -14,7 +14,7 @@ use crate::dbus::{self, Bus};
 use crate::devices::Devices;
 use crate::notify::Notifier;
 use crate::view::{Style, View};
-use crate::{dialogue, identity, ledger, update};
+use crate::{dialogue, identity, ledger, mqtt, update};
 
 /// Where the agent looks for its configuration when none is given.
 pub const DEFAULT_CONFIG: &str = "/etc/daisee/agent.toml";
@@ -167,6 +167,13 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         };
         update::spawn(config.update.clone(), bus)
     };
+    let mqtt = config.mqtt.as_ref().and_then(|m| {
+        let _entered = runtime.enter();
+        mqtt::spawn(&config, m, &address, handles.clone())
+            // Metering and control go on without the broker.
+            .map_err(|e| eprintln!("daisee-agent: MQTT: {e}; running without it"))
+            .ok()
+    });
     let file = ConfigFile::new(path, source, config.clone());
     let served = dbus::Served {
         file,
@@ -176,6 +183,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         dialogue,
         ledger,
         update,
+        mqtt,
     };
     let _service = runtime.block_on(serve_dbus(&options.dbus, served))?;
     let interval = std::time::Duration::from_millis(config.poll_interval_ms);

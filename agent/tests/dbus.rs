@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -13,28 +13,12 @@ use zbus::fdo::{PropertiesChangedStream, PropertiesProxy};
 use zbus::names::InterfaceName;
 use zbus::zvariant::OwnedValue;
 
+mod support;
+use support::{Dir, Running};
+
 const NAME: &str = "org.daisee.Gateway1";
 /// RAUC's own policy for its name, from Debian's rauc-service.
 const RAUC_POLICY: &str = "/usr/share/dbus-1/system.d/de.pengutronix.rauc.conf";
-
-/// A directory of this test, removed when dropped.
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A bus, the agent on it, and the files they use.
 struct Setup {
@@ -140,6 +124,14 @@ contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 grid = "grid"
 "#;
 
+/// A broker that is away (nothing listens on the discard port): the MQTT object says so, and
+/// the gateway goes on trying.
+const MQTT: &str = r#"
+[mqtt]
+host = "127.0.0.1"
+port = 9
+"#;
+
 async fn setup(name: &str) -> Setup {
     setup_with(name, "", &[]).await
 }
@@ -221,6 +213,7 @@ async fn setup_with(name: &str, extra: &str, env: &[(&str, &str)]) -> Setup {
         ),
     ) + &DIALOGUE.replace("ADDRESS", &key.address().to_string())
         + LEDGER
+        + MQTT
         + extra;
     std::fs::write(&config, text).unwrap();
     let agent = Running(
@@ -398,6 +391,7 @@ async fn introspection_matches_the_checked_in_description() {
         "/org/daisee/Gateway1/History",
         "/org/daisee/Gateway1/Ledger",
         "/org/daisee/Gateway1/Update",
+        "/org/daisee/Gateway1/Mqtt",
     ] {
         let xml: String = call(
             &conn,
@@ -782,6 +776,13 @@ async fn daiseectl_reads_switches_configures_and_exports() {
     assert!(ok, "{err}");
     assert!(
         status.contains("gateway `test`") && status.contains("import limit 6000 W"),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("mqtt: not connected to 127.0.0.1:9: ")
+                && l.contains("refused")),
         "{status}"
     );
     assert!(

@@ -7,7 +7,7 @@ mod proxies;
 
 pub use proxies::{
     ConfigProxy, ControllerProxy, DialogueProxy, GatewayProxy, HistoryProxy, InverterProxy,
-    LedgerProxy, MeterProxy, RelayProxy, UpdateProxy,
+    LedgerProxy, MeterProxy, MqttProxy, RelayProxy, UpdateProxy,
 };
 
 /// The bus name the agent owns.
@@ -31,6 +31,8 @@ pub const DIALOGUE_PATH: &str = "/org/daisee/Gateway1/Dialogue";
 pub const LEDGER_PATH: &str = "/org/daisee/Gateway1/Ledger";
 /// The update slots object.
 pub const UPDATE_PATH: &str = "/org/daisee/Gateway1/Update";
+/// The MQTT connection's object (when the gateway publishes to a broker).
+pub const MQTT_PATH: &str = "/org/daisee/Gateway1/Mqtt";
 
 /// The interface name a proxy carries (`interface_of::<RelayProxy>()`).
 pub fn interface_of<P: zbus::proxy::Defaults>() -> &'static str {

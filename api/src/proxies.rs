@@ -254,3 +254,27 @@ pub trait Update {
     #[zbus(property)]
     fn rolled_back(&self) -> zbus::Result<String>;
 }
+
+/// The gateway's connection to its MQTT broker.
+#[proxy(
+    interface = "org.daisee.Gateway1.Mqtt",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/Mqtt"
+)]
+pub trait Mqtt {
+    /// The broker, `host:port`.
+    #[zbus(property)]
+    fn broker(&self) -> zbus::Result<String>;
+    /// Whether the connection is up.
+    #[zbus(property)]
+    fn connected(&self) -> zbus::Result<bool>;
+    /// Why the last connection failed or ended; empty while connected.
+    #[zbus(property)]
+    fn last_error(&self) -> zbus::Result<String>;
+    /// State messages published since the agent started.
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn published(&self) -> zbus::Result<u64>;
+    /// Relay commands taken from the broker.
+    #[zbus(property)]
+    fn commands(&self) -> zbus::Result<u64>;
+}

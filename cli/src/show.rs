@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use daisee_api::{
     BUS_NAME, ConfigProxy, ControllerProxy, DialogueProxy, GatewayProxy, InverterProxy, MeterProxy,
-    ROOT, RelayProxy, UpdateProxy, interface_of,
+    MqttProxy, ROOT, RelayProxy, UpdateProxy, interface_of,
 };
 use zbus::Connection;
 use zbus::fdo::{ManagedObjects, ObjectManagerProxy};
@@ -192,6 +192,9 @@ pub(crate) async fn status(conn: &Connection) -> zbus::Result<()> {
     if let Some(d) = with(&objects, interface_of::<DialogueProxy<'_>>()).first() {
         print!("{}", dialogue_lines(d));
     }
+    if let Some(m) = with(&objects, interface_of::<MqttProxy<'_>>()).first() {
+        println!("{}", mqtt_line(m));
+    }
     println!();
     meters(&objects)?;
     println!();
@@ -243,6 +246,20 @@ fn dialogue_lines(d: &Properties) -> String {
         );
     }
     out
+}
+
+/// The MQTT broker and whether the gateway is connected to it.
+fn mqtt_line(m: &Properties) -> String {
+    let broker = text(m, "Broker");
+    if flag(m, "Connected") {
+        format!(
+            "mqtt: connected to {broker}, {} states published, {} commands taken",
+            counter(m, "Published"),
+            counter(m, "Commands")
+        )
+    } else {
+        format!("mqtt: not connected to {broker}: {}", text(m, "LastError"))
+    }
 }
 
 fn control_line(c: &Properties) -> String {

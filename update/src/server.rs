@@ -21,6 +21,8 @@ struct State {
     /// Bytes of bodies still to send before the server vanishes.
     budget: Option<u64>,
     gone: bool,
+    /// What a request gets while gone: nothing (the connection closed) or this status line.
+    gone_answer: Option<&'static str>,
     body_bytes: u64,
     requests: Vec<String>,
 }
@@ -58,7 +60,18 @@ impl Server {
     /// Vanishes (every connection dropped, at once or mid-body) once `bytes` more bytes of
     /// bodies have been sent.
     pub fn vanish_after(&self, bytes: u64) {
-        self.state().budget = Some(bytes);
+        let mut state = self.state();
+        state.budget = Some(bytes);
+        state.gone_answer = None;
+    }
+
+    /// Like [`Server::vanish_after`], but once gone it answers `404 Not Found` to every request,
+    /// as a mirror that lost the file: clients that retry a vanished server (RAUC retries each
+    /// block five times) give up at once.
+    pub fn withdraw_after(&self, bytes: u64) {
+        let mut state = self.state();
+        state.budget = Some(bytes);
+        state.gone_answer = Some("404 Not Found");
     }
 
     /// Whether it has vanished.
@@ -100,27 +113,21 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut out = stream;
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || lock(state).gone {
+        if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (
-            parts.next().unwrap_or("").to_owned(),
-            parts.next().unwrap_or("").to_owned(),
-        );
-        let mut range = None;
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header)?;
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
+        let gone = {
+            let s = lock(state);
+            s.gone.then_some(s.gone_answer)
+        };
+        let (method, path, range) = request(&line, &mut reader)?;
+        match gone {
+            Some(None) => return Ok(()),
+            Some(Some(status)) => {
+                write!(out, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n")?;
+                continue;
             }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("range")
-            {
-                range = Some(value.trim().to_owned());
-            }
+            None => {}
         }
         lock(state).requests.push(format!(
             "{method} {path} {}",
@@ -151,6 +158,30 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         )?;
         if method == "GET" {
             send_body(&mut out, file, first, length, state)?;
+        }
+    }
+}
+
+/// The method, path and `Range` of the request whose first line is `line`, its headers read.
+fn request(
+    line: &str,
+    reader: &mut impl BufRead,
+) -> std::io::Result<(String, String, Option<String>)> {
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts.next().unwrap_or("").to_owned();
+    let mut range = None;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            return Ok((method, path, range));
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("range")
+        {
+            range = Some(value.trim().to_owned());
         }
     }
 }

@@ -56,6 +56,15 @@ async fn a_download_cut_off_by_the_server_resumes_where_it_stopped() {
     // Gone: not even a connection.
     let e = fetcher.download(&offer, &dir, |_| {}).await.unwrap_err();
     assert!(matches!(e, FetchError::Transfer { .. }), "{e}");
+    // Withdrawn (the QEMU tests' faster vanishing): cut off, then an HTTP error; the part kept.
+    server.come_back();
+    server.withdraw_after(0);
+    fetcher.download(&offer, &dir, |_| {}).await.unwrap_err();
+    let e = fetcher.download(&offer, &dir, |_| {}).await.unwrap_err();
+    assert!(
+        matches!(e, FetchError::Status { status, .. } if status == 404),
+        "{e}"
+    );
 
     server.come_back();
     let mut seen = Vec::new();

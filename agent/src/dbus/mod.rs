@@ -13,6 +13,7 @@ mod history;
 mod inverter;
 mod ledger;
 mod meter;
+mod mqtt;
 mod read_only;
 mod relay;
 mod update;
@@ -24,7 +25,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use daisee_api::{
     BUS_NAME, CONFIG_PATH, CONTROLLER_PATH, DIALOGUE_PATH, GATEWAY_PATH, HISTORY_PATH, LEDGER_PATH,
-    ROOT, UPDATE_PATH, inverter_path, meter_path, relay_path,
+    MQTT_PATH, ROOT, UPDATE_PATH, inverter_path, meter_path, relay_path,
 };
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -36,6 +37,7 @@ use crate::config::ConfigFile;
 use crate::daemon::{Command, Handles};
 use crate::dialogue::DialogueStatus;
 use crate::ledger::LedgerStatus;
+use crate::mqtt::MqttStatus;
 use crate::snapshot::Snapshot;
 use crate::update::{UpdateError, UpdateHandle};
 use changes::Changes;
@@ -47,6 +49,7 @@ use history::HistoryObject;
 use inverter::InverterObject;
 use ledger::LedgerObject;
 use meter::MeterObject;
+use mqtt::MqttObject;
 use read_only::ReadOnly;
 use relay::RelayObject;
 use update::UpdateObject;
@@ -172,6 +175,8 @@ pub struct Served {
     pub ledger: Option<(watch::Receiver<LedgerStatus>, String)>,
     /// The updater's handles.
     pub update: UpdateHandle,
+    /// The MQTT connection's status, if the gateway publishes to a broker.
+    pub mqtt: Option<watch::Receiver<MqttStatus>>,
 }
 
 /// Starts the service: puts every object in place, owns the name (never taking it from another
@@ -185,15 +190,11 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
         dialogue,
         ledger,
         update,
+        mqtt,
     } = served;
     let builder = bus.builder().map_err(ServeError::Connect)?;
     let config = file.config().clone();
-    let channels: Vec<String> = config
-        .sensors
-        .iter()
-        .map(|s| s.name.clone())
-        .chain(config.modbus_devices().map(|m| m.name.clone()))
-        .collect();
+    let channels: Vec<String> = config.channels().map(str::to_owned).collect();
     let conn = builder
         .serve_at(ROOT, zbus::fdo::ObjectManager)?
         .serve_at(
@@ -232,6 +233,9 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
         put_ledger(&conn, status, history, grid).await?;
     }
     put_update(&conn, update).await?;
+    if let Some(status) = mqtt {
+        put_mqtt(&conn, status).await?;
+    }
     own_name(&conn).await?;
     let objects = Objects::find(&conn, &config).await?;
     tokio::spawn(follow(objects, handles.snapshots));
@@ -321,6 +325,14 @@ async fn put_update(conn: &Connection, handle: UpdateHandle) -> zbus::Result<()>
         handle,
     };
     serve_following(conn, UPDATE_PATH, object, status, UpdateObject::update).await
+}
+
+/// The MQTT object, following the connection's status.
+async fn put_mqtt(conn: &Connection, mut status: watch::Receiver<MqttStatus>) -> zbus::Result<()> {
+    let object = MqttObject {
+        shown: status.borrow_and_update().clone(),
+    };
+    serve_following(conn, MQTT_PATH, object, status, MqttObject::update).await
 }
 
 /// Serves `object` at `path` and updates it with `update` from each new `status`, signalling

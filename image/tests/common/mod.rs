@@ -198,7 +198,7 @@ pub(crate) fn following(feed: &Feed, name: &str, arch: Arch) -> Machine {
 }
 
 /// Polls `daiseectl update` until a line starts with `label` and contains `text`; that line.
-/// Up to ten minutes: a fetch whose server vanished ends when the kernel's nbd gives up (5 min).
+/// Up to ten minutes: RAUC retries each block of a server that vanished five times (minutes).
 pub(crate) fn update_shows(m: &mut Machine, label: &str, text: &str) -> String {
     for _ in 0..300 {
         let (out, _) = sh(m, "daiseectl update");

@@ -1,0 +1,166 @@
+//! Home Assistant's device-based MQTT discovery: one retained message that announces the gateway
+//! as a device with an entity per reading and relay, so that its meters appear in the energy
+//! dashboard by themselves (power: `device_class` power, W, `state_class` measurement; energy:
+//! `device_class` energy, Wh, `state_class` total_increasing, since a sensor's integrated counters
+//! start again from zero when the agent restarts without a store).
+
+use serde_json::{Value, json};
+
+use super::topics::Topics;
+
+/// What the gateway announces.
+#[derive(Debug, Clone)]
+pub(super) struct Announcement {
+    /// The gateway's name, the device's name in Home Assistant.
+    pub(super) name: String,
+    /// Its node id: the root of every unique id.
+    pub(super) node: String,
+    /// Every sensor, meter and inverter channel.
+    pub(super) channels: Vec<String>,
+    /// Every relay.
+    pub(super) relays: Vec<String>,
+    /// Whether relays take commands (a switch and an "automatic" button each) or only show
+    /// their state.
+    pub(super) commands: bool,
+}
+
+/// The discovery message of `a`, whose states are published under `topics`.
+pub(super) fn discovery(a: &Announcement, topics: &Topics) -> Value {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut components = serde_json::Map::new();
+    for channel in &a.channels {
+        let state = topics.channel(channel);
+        let power = json!({
+            "platform": "sensor",
+            "name": format!("{channel} power"),
+            "device_class": "power",
+            "unit_of_measurement": "W",
+            "state_class": "measurement",
+            "suggested_display_precision": 0,
+            "state_topic": state,
+            "value_template": "{{ value_json.power_w }}",
+        });
+        add(&mut components, a, channel, "power", power);
+        for (flow, field) in [("import", "import_wh"), ("export", "export_wh")] {
+            let energy = json!({
+                "platform": "sensor",
+                "name": format!("{channel} energy {flow}"),
+                "device_class": "energy",
+                "unit_of_measurement": "Wh",
+                "state_class": "total_increasing",
+                "suggested_display_precision": 0,
+                "state_topic": state,
+                "value_template": format!("{{{{ value_json.{field} }}}}"),
+            });
+            add(&mut components, a, channel, flow, energy);
+        }
+    }
+    for relay in &a.relays {
+        let state = topics.relay(relay);
+        let shown = if a.commands {
+            json!({
+                "platform": "switch",
+                "command_topic": topics.relay_command(relay),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+            })
+        } else {
+            json!({ "platform": "binary_sensor", "device_class": "power" })
+        };
+        let mut entity = json!({
+            "name": relay,
+            "state_topic": state,
+            "value_template": "{{ value_json.state }}",
+            "state_on": "ON",
+            "state_off": "OFF",
+        });
+        merge(&mut entity, shown);
+        add(&mut components, a, relay, "relay", entity);
+        if a.commands {
+            let automatic = json!({
+                "platform": "button",
+                "name": format!("{relay} automatic"),
+                "command_topic": topics.relay_command(relay),
+                "payload_press": "AUTO",
+            });
+            add(&mut components, a, relay, "automatic", automatic);
+        }
+    }
+    json!({
+        "device": {
+            "identifiers": [a.node],
+            "name": a.name,
+            "manufacturer": "DAISEE",
+            "model": "Energy gateway",
+            "sw_version": version,
+        },
+        "origin": {
+            "name": "daisee-agent",
+            "sw_version": version,
+            "support_url": env!("CARGO_PKG_REPOSITORY"),
+        },
+        "components": components,
+        "availability_topic": topics.availability(),
+        "qos": 1,
+    })
+}
+
+/// Adds `entity` under its unique id, `<node>_<name>_<what>` with the name escaped so that two
+/// names never share an id.
+fn add(
+    components: &mut serde_json::Map<String, Value>,
+    a: &Announcement,
+    name: &str,
+    what: &str,
+    mut entity: Value,
+) {
+    let id = format!("{}_{}_{what}", a.node, daisee_api::path_segment(name));
+    entity["unique_id"] = Value::String(id.clone());
+    components.insert(id, entity);
+}
+
+/// `extra`'s fields added to `entity`.
+fn merge(entity: &mut Value, extra: Value) {
+    if let (Value::Object(e), Value::Object(x)) = (entity, extra) {
+        e.extend(x);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announcement(commands: bool) -> Announcement {
+        Announcement {
+            name: "home".into(),
+            node: "daisee_home".into(),
+            channels: vec!["grid".into(), "rooftop_pv".into()],
+            relays: vec!["boiler".into()],
+            commands,
+        }
+    }
+
+    #[test]
+    fn each_channel_has_power_and_two_counters_and_each_relay_its_state() {
+        let topics = Topics::new("daisee/home".into(), None, "daisee_home".into());
+        let d = discovery(&announcement(false), &topics);
+        let c = d["components"].as_object().unwrap();
+        assert_eq!(c.len(), 2 * 3 + 1);
+        let power = &c["daisee_home_rooftop_5fpv_power"];
+        assert_eq!(power["state_topic"], "daisee/home/channel/rooftop_pv");
+        assert_eq!(power["unique_id"], "daisee_home_rooftop_5fpv_power");
+        assert_eq!(
+            c["daisee_home_grid_export"]["value_template"],
+            "{{ value_json.export_wh }}"
+        );
+        assert_eq!(c["daisee_home_boiler_relay"]["platform"], "binary_sensor");
+        assert_eq!(d["availability_topic"], "daisee/home/status");
+        let d = discovery(&announcement(true), &topics);
+        let c = d["components"].as_object().unwrap();
+        assert_eq!(c["daisee_home_boiler_relay"]["platform"], "switch");
+        assert_eq!(
+            c["daisee_home_boiler_automatic"]["command_topic"],
+            "daisee/home/relay/boiler/set"
+        );
+    }
+}
