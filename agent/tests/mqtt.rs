@@ -26,11 +26,12 @@ struct Broker {
 
 impl Broker {
     fn start(dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_with(dir, "")
+    }
+
+    /// One with `more` at the end of its configuration.
+    fn start_with(dir: &Path, more: &str) -> Self {
+        let port = free_port();
         let conf = dir.join("mosquitto.conf");
         // Started by root, mosquitto becomes user mosquitto, who could not write the test's
         // directory: its sessions would not be saved.
@@ -40,8 +41,8 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\nlog_dest none\n{user}",
+                "{user}per_listener_settings true\npersistence true\npersistence_location {}/\n\
+                 log_dest none\nlistener {port} 127.0.0.1\nallow_anonymous true\n{more}",
                 dir.display()
             ),
         )
@@ -84,6 +85,53 @@ impl Broker {
         assert!(Command::new("kill").arg(&pid).status().unwrap().success());
         process.0.wait().unwrap();
     }
+}
+
+/// A port of loopback that nothing listens on (until the caller does).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &str) {
+    let status = Command::new("openssl")
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl)");
+    assert!(status.success(), "openssl {args}");
+}
+
+/// A CA `name.pem` (P-256) and, signed by it, a certificate for 127.0.0.1 in `name-server.pem`
+/// with its key.
+fn certificates(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &format!(
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+             -subj /CN={name} -keyout {name}.key -out {name}.pem"
+        ),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &format!(
+            "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+             -keyout {name}-server.key -out {name}-server.csr"
+        ),
+    );
+    openssl(
+        dir,
+        &format!(
+            "x509 -req -in {name}-server.csr -CA {name}.pem -CAkey {name}.key -CAcreateserial \
+             -days 2 -extfile san.ext -out {name}-server.pem"
+        ),
+    );
 }
 
 /// A simulated home: a grid channel, a heat pump's and a boiler's relay, polled every 100 ms,
@@ -422,5 +470,78 @@ async fn the_gateway_reconnects_by_itself_and_loses_no_command_across_a_broker_r
     client
         .next(BOILER, |t| t == r#"{"state":"ON","mode":"manual"}"#)
         .await;
+    drop(gateway);
+}
+
+#[tokio::test]
+async fn over_tls_the_broker_s_certificate_is_checked_against_the_configured_ca() {
+    let dir = Dir::new("mqtt", "tls");
+    certificates(&dir.0, "ca");
+    certificates(&dir.0, "stranger");
+    let tls = free_port();
+    let broker = Broker::start_with(
+        &dir.0,
+        &format!(
+            "listener {tls} 127.0.0.1\nallow_anonymous true\ncafile {0}/ca.pem\n\
+             certfile {0}/ca-server.pem\nkeyfile {0}/ca-server.key\n",
+            dir.0.display()
+        ),
+    );
+    let mut client = Client::connect(broker.port, &["daisee/#"]).await;
+
+    // A CA that did not sign the broker's certificate: no connection.
+    let stranger = format!("ca = \"{}/stranger.pem\"\n", dir.0.display());
+    let gateway = agent(&config(&dir.0, tls, &stranger));
+    let seen = client.during(Duration::from_secs(3)).await;
+    assert!(seen.is_empty(), "{seen:?}");
+    drop(gateway);
+
+    let ca = format!("ca = \"{}/ca.pem\"\n", dir.0.display());
+    let gateway = agent(&config(&dir.0, tls, &ca));
+    client.next(AVAILABILITY, |t| t == "online").await;
+    client.next(BOILER, |t| t.contains("fixed")).await;
+    drop(gateway);
+}
+
+#[tokio::test]
+async fn a_broker_that_asks_for_a_password_gets_the_one_in_the_password_file() {
+    let dir = Dir::new("mqtt", "password");
+    let passwords = dir.0.join("passwords");
+    let status = Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwords)
+        .args(["daisee", "s3cret word"])
+        .status()
+        .expect("mosquitto_passwd (Debian package mosquitto)");
+    assert!(status.success());
+    let guarded = free_port();
+    let broker = Broker::start_with(
+        &dir.0,
+        &format!(
+            "listener {guarded} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+            passwords.display()
+        ),
+    );
+    let mut client = Client::connect(broker.port, &["daisee/#"]).await;
+    let with_password = |password: &str| {
+        let file = dir.0.join("mqtt-password");
+        std::fs::write(&file, format!("{password}\n")).unwrap();
+        config(
+            &dir.0,
+            guarded,
+            &format!(
+                "username = \"daisee\"\npassword_file = \"{}\"\n",
+                file.display()
+            ),
+        )
+    };
+
+    let gateway = agent(&with_password("wrong"));
+    let seen = client.during(Duration::from_secs(3)).await;
+    assert!(seen.is_empty(), "{seen:?}");
+    drop(gateway);
+
+    let gateway = agent(&with_password("s3cret word"));
+    client.next(AVAILABILITY, |t| t == "online").await;
     drop(gateway);
 }
