@@ -4,7 +4,8 @@
 //! `cargo bench -p daisee-agent --bench daemon` (needs `dbus-daemon`; `valgrind` for the
 //! instruction counts). It runs the release agent for 30 s on a private bus and reads its /proc
 //! figures, counts the instructions a poll costs it, measures it again in a community of three
-//! gateways bidding in the machine dialogue, then drives one in-process loop to time a breach.
+//! gateways bidding in the machine dialogue, with the ledger, the update check and MQTT on, then
+//! drives one in-process loop to time a breach.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -234,6 +235,32 @@ fn measure_with_updates(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64,
     (share, rss, anon, server.requests().len())
 }
 
+/// Measures `binary` as [`measure`] does, publishing to a mosquitto on loopback (Debian's, as
+/// the MQTT tests run it) with Home Assistant's discovery and relay commands on.
+fn measure_with_mqtt(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let program = ["/usr/sbin/mosquitto", "mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("mosquitto");
+    let _broker = Running(
+        Command::new(program)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (Debian package mosquitto)"),
+    );
+    let config = dir.join("mqtt.toml");
+    let text = self::config(&dir.join("data-mqtt"), 1000)
+        + &format!("\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\ncommands = true\n");
+    std::fs::write(&config, text).expect("agent config");
+    measure(binary, &config, bus)
+}
+
 /// CPU time of all threads of `pid` (scheduler statistics, in ns), its resident memory and the
 /// anonymous part of it (heap and stacks) in KiB.
 fn proc_figures(pid: u32) -> (Duration, u64, u64) {
@@ -414,6 +441,15 @@ fn main() {
     println!(
         "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
         format!("  with the update check on, {checks} feed read"),
+        "",
+        rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        ""
+    );
+    let (share, rss, anon) = measure_with_mqtt(Path::new(&binary), &dir, &bus);
+    println!(
+        "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
+        format!("  with MQTT on, {} states a second", CHANNELS + 2),
         "",
         rss as f64 / 1024.0,
         anon as f64 / 1024.0,

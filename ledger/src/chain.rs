@@ -272,12 +272,6 @@ async fn verify_with(
     bool::abi_decode(&out).map_err(|e| Failure::Away(format!("verifyReading: {e}")))
 }
 
-/// Whether `text` is a node's URL: http or https, with a host.
-pub fn is_rpc_url(text: &str) -> bool {
-    text.parse::<reqwest::Url>()
-        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
-}
-
 /// A client of the node at `rpc`, keyless (http, or https through rustls on ring).
 pub fn node(rpc: &str) -> Result<RootProvider, Failure> {
     Ok(RootProvider::new_http(rpc_url(rpc)?))

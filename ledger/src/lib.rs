@@ -14,7 +14,7 @@ mod interval;
 mod merkle;
 
 pub use alloy::primitives::{Address, B256, U256};
-pub use chain::{Chain, Failure, SignedCall, is_rpc_url, node, settlement_hash, verify_reading};
+pub use chain::{Chain, Failure, SignedCall, node, settlement_hash, verify_reading};
 #[cfg(feature = "outbox")]
 pub use courier::{Courier, OutboxError, Pass};
 #[cfg(feature = "outbox")]

@@ -267,6 +267,18 @@ fn expected_in_words(expected: &str) -> String {
     words.to_owned()
 }
 
+/// An http or https URL with a host (a feed, a proxy, a ledger's node).
+pub(super) fn http_url(
+    at: &Locator<'_>,
+    key: &str,
+    text: &str,
+) -> Result<daisee_update::Url, ConfigError> {
+    text.parse::<daisee_update::Url>()
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| at.error(key, format!("{} is not an http or https URL", quote(text))))
+}
+
 /// Checks a name: not blank, at most 64 bytes, no control characters.
 pub(super) fn name(at: &Locator<'_>, key: &str, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {

@@ -4,7 +4,7 @@ use daisee_ledger::Address;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::check::{self, ConfigError, Locator, Names, quote};
+use super::check::{self, ConfigError, Locator, Names};
 
 /// The ledger, if the gateway records on one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,12 +42,7 @@ pub(super) fn ledger(
             "needs a [store]: the gateway's key and its outbox are kept in its directory",
         ));
     }
-    if !daisee_ledger::is_rpc_url(&t.rpc_url) {
-        return Err(at.error(
-            "rpc_url",
-            format!("{} is not an http or https URL", quote(&t.rpc_url)),
-        ));
-    }
+    check::http_url(&at, "rpc_url", &t.rpc_url)?;
     if t.chain_id == 0 {
         return Err(at.error("chain_id", "0 is no chain"));
     }

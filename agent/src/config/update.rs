@@ -73,7 +73,7 @@ pub(super) fn update(
     store: Option<&std::path::Path>,
 ) -> Result<UpdateConfig, ConfigError> {
     let (at, t) = (at.table(table.span(), "update"), table.get_ref());
-    let feed = http_url(&at, "feed", &t.feed)?;
+    let feed = check::http_url(&at, "feed", &t.feed)?;
     let channel = t.channel.clone().unwrap_or_else(|| "stable".into());
     check::name(&at, "channel", &channel)?;
     let hours = t.check_every_h.unwrap_or(6);
@@ -108,7 +108,7 @@ pub(super) fn update(
     let proxy = t
         .proxy
         .as_deref()
-        .map(|p| http_url(&at, "proxy", p))
+        .map(|p| check::http_url(&at, "proxy", p))
         .transpose()?;
     let config = UpdateConfig {
         feed,
@@ -131,14 +131,6 @@ pub(super) fn update(
         ));
     }
     Ok(config)
-}
-
-/// An http or https URL with a host.
-fn http_url(at: &Locator<'_>, key: &str, text: &str) -> Result<Url, ConfigError> {
-    text.parse::<Url>()
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| at.error(key, format!("{} is not an http or https URL", quote(text))))
 }
 
 #[cfg(test)]
