@@ -154,18 +154,24 @@ fn config(dir: &Path, port: u16, mqtt: &str) -> PathBuf {
     path
 }
 
-/// The agent on `config`, without D-Bus.
+/// The agent on `config`, without D-Bus, its log lines in `agent.log` beside it.
 fn agent(config: &Path) -> Running {
+    let log = std::fs::File::create(config.with_file_name("agent.log")).unwrap();
     Running(
         Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
             .arg("--config")
             .arg(config)
             .args(["--dbus", "none"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     )
+}
+
+/// The log of the agent last started in `dir`.
+fn log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("agent.log")).unwrap()
 }
 
 /// One message as the test's client saw it.
@@ -289,6 +295,10 @@ fn check_discovery(d: &Value) -> HashMap<String, Value> {
     let mut ids = HashSet::new();
     for (key, c) in components {
         let platform = c["platform"].as_str().unwrap();
+        if c.as_object().unwrap().len() == 1 {
+            // A component to remove names its platform alone.
+            continue;
+        }
         assert!(
             ["sensor", "switch", "binary_sensor", "button"].contains(&platform),
             "{key}: {platform}"
@@ -342,11 +352,16 @@ async fn discovery_states_and_the_last_will_reach_the_broker_as_home_assistant_e
     let discovery = client.next(DISCOVERY, |_| true).await;
     let announced: Value = serde_json::from_str(&discovery.text).unwrap();
     let components = check_discovery(&announced);
-    // Power and two counters per channel; the relay's state only (no commands).
-    assert_eq!(components.len(), 2 * 3 + 1, "{components:?}");
+    // Power and two counters per channel; the relay's state only (no commands), its switch
+    // and button named for removal.
+    assert_eq!(components.len(), 2 * 3 + 3, "{components:?}");
     assert_eq!(
-        components[&format!("{NODE}_boiler_relay")]["platform"],
+        components[&format!("{NODE}_boiler_state")]["platform"],
         "binary_sensor"
+    );
+    assert_eq!(
+        components[&format!("{NODE}_boiler_switch")],
+        serde_json::json!({ "platform": "switch" })
     );
     client.next(AVAILABILITY, |t| t == "online").await;
     // Both kept by the broker for whoever comes later (Home Assistant after a restart).
@@ -365,7 +380,10 @@ async fn discovery_states_and_the_last_will_reach_the_broker_as_home_assistant_e
     for m in &seen {
         *counts.entry(m.topic.as_str()).or_default() += 1;
     }
-    for c in components.values() {
+    for c in components
+        .values()
+        .filter(|c| c.get("state_topic").is_some())
+    {
         let topic = c["state_topic"].as_str().unwrap();
         let state = seen
             .iter()
@@ -376,13 +394,12 @@ async fn discovery_states_and_the_last_will_reach_the_broker_as_home_assistant_e
         let value = templated(c["value_template"].as_str().unwrap(), &state.text);
         assert!(value.is_number() || value.is_string(), "{c} on {state:?}");
     }
-    // 100 ms polls for two seconds: one message per poll on each topic, none skipped for long.
-    for topic in [
-        "daisee/daisee_home/channel/grid",
-        "daisee/daisee_home/channel/heat_pump",
-        BOILER,
-    ] {
-        assert!(counts[topic] >= 10, "{topic}: {counts:?}");
+    // 100 ms polls for two seconds: every snapshot's states go out together, one per topic
+    // (a busy machine may skip a poll, never one topic of it).
+    let grid = counts["daisee/daisee_home/channel/grid"];
+    assert!(grid >= 5, "{counts:?}");
+    for topic in ["daisee/daisee_home/channel/heat_pump", BOILER] {
+        assert!(counts[topic].abs_diff(grid) <= 1, "{topic}: {counts:?}");
     }
     let grid = seen
         .iter()
@@ -432,10 +449,43 @@ async fn relay_commands_are_taken_only_when_enabled() {
     let discovery = client.next(DISCOVERY, |t| t.contains("\"switch\"")).await;
     let components = check_discovery(&serde_json::from_str(&discovery.text).unwrap());
     assert_eq!(
-        components[&format!("{NODE}_boiler_relay")]["command_topic"],
+        components[&format!("{NODE}_boiler_switch")]["command_topic"],
         BOILER_SET
     );
     client.next(BOILER, |t| t.contains("fixed")).await;
+    // A retained command is taken as it comes, but not again when the broker hands it over at
+    // the next connection (it would undo every later command).
+    client
+        .client
+        .publish(BOILER_SET, QoS::AtLeastOnce, true, "ON")
+        .await
+        .unwrap();
+    client
+        .next(BOILER, |t| t == r#"{"state":"ON","mode":"manual"}"#)
+        .await;
+    client.send(BOILER_SET, "AUTO").await;
+    client.next(BOILER, |t| t.contains("fixed")).await;
+    drop(gateway);
+    let gateway = agent(&config(&dir.0, broker.port, "commands = true\n"));
+    client.next(AVAILABILITY, |t| t == "online").await;
+    let after = client.during(Duration::from_secs(1)).await;
+    assert!(
+        after
+            .iter()
+            .filter(|m| m.topic == BOILER)
+            .all(|m| m.text.contains("fixed")),
+        "{after:?}"
+    );
+    assert!(
+        log(&dir.0).contains("ignored a retained command"),
+        "{}",
+        log(&dir.0)
+    );
+    client
+        .client
+        .publish(BOILER_SET, QoS::AtLeastOnce, true, "")
+        .await
+        .unwrap();
     client.send(BOILER_SET, "ON").await;
     client
         .next(BOILER, |t| t == r#"{"state":"ON","mode":"manual"}"#)
@@ -494,6 +544,11 @@ async fn over_tls_the_broker_s_certificate_is_checked_against_the_configured_ca(
     let gateway = agent(&config(&dir.0, tls, &stranger));
     let seen = client.during(Duration::from_secs(3)).await;
     assert!(seen.is_empty(), "{seen:?}");
+    let said = log(&dir.0);
+    assert!(
+        said.contains(&format!("mqtt: 127.0.0.1:{tls}: ")) && said.contains("UnknownIssuer"),
+        "{said}"
+    );
     drop(gateway);
 
     let ca = format!("ca = \"{}/ca.pem\"\n", dir.0.display());
@@ -539,6 +594,29 @@ async fn a_broker_that_asks_for_a_password_gets_the_one_in_the_password_file() {
     let gateway = agent(&with_password("wrong"));
     let seen = client.during(Duration::from_secs(3)).await;
     assert!(seen.is_empty(), "{seen:?}");
+    let said = log(&dir.0);
+    assert!(said.contains("NotAuthorized"), "{said}");
+    drop(gateway);
+
+    // Not from the store's directory, where the gateway's key is.
+    let store = dir.0.join("data");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("gateway.key"), "s3cret word\n").unwrap();
+    let gateway = agent(&config(
+        &dir.0,
+        guarded,
+        &format!(
+            "username = \"daisee\"\npassword_file = \"{0}/gateway.key\"\n\n[store]\ndir = \"{0}\"\n",
+            store.display()
+        ),
+    ));
+    let seen = client.during(Duration::from_secs(2)).await;
+    assert!(seen.is_empty(), "{seen:?}");
+    let said = log(&dir.0);
+    assert!(
+        said.contains("may not be in the store's directory"),
+        "{said}"
+    );
     drop(gateway);
 
     let gateway = agent(&with_password("s3cret word"));

@@ -258,7 +258,10 @@ fn mqtt_line(m: &Properties) -> String {
             counter(m, "Commands")
         )
     } else {
-        format!("mqtt: not connected to {broker}: {}", text(m, "LastError"))
+        match text(m, "LastError") {
+            error if error.is_empty() => format!("mqtt: connecting to {broker}"),
+            error => format!("mqtt: not connected to {broker}: {error}"),
+        }
     }
 }
 

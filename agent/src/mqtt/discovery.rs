@@ -56,35 +56,7 @@ pub(super) fn discovery(a: &Announcement, topics: &Topics) -> Value {
         }
     }
     for relay in &a.relays {
-        let state = topics.relay(relay);
-        let shown = if a.commands {
-            json!({
-                "platform": "switch",
-                "command_topic": topics.relay_command(relay),
-                "payload_on": "ON",
-                "payload_off": "OFF",
-            })
-        } else {
-            json!({ "platform": "binary_sensor", "device_class": "power" })
-        };
-        let mut entity = json!({
-            "name": relay,
-            "state_topic": state,
-            "value_template": "{{ value_json.state }}",
-            "state_on": "ON",
-            "state_off": "OFF",
-        });
-        merge(&mut entity, shown);
-        add(&mut components, a, relay, "relay", entity);
-        if a.commands {
-            let automatic = json!({
-                "platform": "button",
-                "name": format!("{relay} automatic"),
-                "command_topic": topics.relay_command(relay),
-                "payload_press": "AUTO",
-            });
-            add(&mut components, a, relay, "automatic", automatic);
-        }
+        relay_components(&mut components, a, topics, relay);
     }
     json!({
         "device": {
@@ -105,6 +77,71 @@ pub(super) fn discovery(a: &Announcement, topics: &Topics) -> Value {
     })
 }
 
+/// A relay's entities: a switch and an "automatic" button with commands, a binary sensor
+/// without; and the other kind's ids with their platform alone, which is how Home Assistant is
+/// told to remove them when `commands` changes.
+fn relay_components(
+    components: &mut serde_json::Map<String, Value>,
+    a: &Announcement,
+    topics: &Topics,
+    relay: &str,
+) {
+    let state = json!({
+        "name": relay,
+        "state_topic": topics.relay(relay),
+        "value_template": "{{ value_json.state }}",
+    });
+    let mut switch = json!({
+        "platform": "switch",
+        "command_topic": topics.relay_command(relay),
+        "payload_on": "ON",
+        "payload_off": "OFF",
+        "state_on": "ON",
+        "state_off": "OFF",
+    });
+    let automatic = json!({
+        "platform": "button",
+        "name": format!("{relay} automatic"),
+        "command_topic": topics.relay_command(relay),
+        "payload_press": "AUTO",
+    });
+    let mut sensor = json!({
+        "platform": "binary_sensor",
+        "device_class": "power",
+        "payload_on": "ON",
+        "payload_off": "OFF",
+    });
+    if a.commands {
+        merge(&mut switch, state);
+        add(components, a, relay, "switch", switch);
+        add(components, a, relay, "automatic", automatic);
+        add(
+            components,
+            a,
+            relay,
+            "state",
+            json!({ "platform": "binary_sensor" }),
+        );
+    } else {
+        merge(&mut sensor, state);
+        add(components, a, relay, "state", sensor);
+        add(
+            components,
+            a,
+            relay,
+            "switch",
+            json!({ "platform": "switch" }),
+        );
+        add(
+            components,
+            a,
+            relay,
+            "automatic",
+            json!({ "platform": "button" }),
+        );
+    }
+}
+
 /// Adds `entity` under its unique id, `<node>_<name>_<what>` with the name escaped so that two
 /// names never share an id.
 fn add(
@@ -115,7 +152,10 @@ fn add(
     mut entity: Value,
 ) {
     let id = format!("{}_{}_{what}", a.node, daisee_api::path_segment(name));
-    entity["unique_id"] = Value::String(id.clone());
+    // A removal names its platform only.
+    if entity.as_object().is_some_and(|e| e.len() > 1) {
+        entity["unique_id"] = Value::String(id.clone());
+    }
     components.insert(id, entity);
 }
 
@@ -145,7 +185,8 @@ mod tests {
         let topics = Topics::new("daisee/home".into(), None, "daisee_home".into());
         let d = discovery(&announcement(false), &topics);
         let c = d["components"].as_object().unwrap();
-        assert_eq!(c.len(), 2 * 3 + 1);
+        // Three per channel, the relay's state, and its switch and button to be removed.
+        assert_eq!(c.len(), 2 * 3 + 3);
         let power = &c["daisee_home_rooftop_5fpv_power"];
         assert_eq!(power["state_topic"], "daisee/home/channel/rooftop_pv");
         assert_eq!(power["unique_id"], "daisee_home_rooftop_5fpv_power");
@@ -153,11 +194,19 @@ mod tests {
             c["daisee_home_grid_export"]["value_template"],
             "{{ value_json.export_wh }}"
         );
-        assert_eq!(c["daisee_home_boiler_relay"]["platform"], "binary_sensor");
+        assert_eq!(c["daisee_home_boiler_state"]["platform"], "binary_sensor");
+        assert_eq!(
+            c["daisee_home_boiler_switch"],
+            json!({ "platform": "switch" })
+        );
         assert_eq!(d["availability_topic"], "daisee/home/status");
         let d = discovery(&announcement(true), &topics);
         let c = d["components"].as_object().unwrap();
-        assert_eq!(c["daisee_home_boiler_relay"]["platform"], "switch");
+        assert_eq!(c["daisee_home_boiler_switch"]["platform"], "switch");
+        assert_eq!(
+            c["daisee_home_boiler_state"],
+            json!({ "platform": "binary_sensor" })
+        );
         assert_eq!(
             c["daisee_home_boiler_automatic"]["command_topic"],
             "daisee/home/relay/boiler/set"

@@ -5,6 +5,7 @@
 //! (follows the snapshots while connected; what happens while the broker is away is in the
 //! history, not buffered here).
 
+mod commands;
 mod discovery;
 mod session;
 mod state;
@@ -27,8 +28,9 @@ use topics::Topics;
 const MAX_PASSWORD_BYTES: u64 = 1024;
 /// The most bytes of a CA file.
 const MAX_CA_BYTES: u64 = 1024 * 1024;
-/// The largest message taken from the broker: commands are a word.
-const MAX_INCOMING_BYTES: usize = 4 * 1024;
+/// The largest message taken from the broker. Commands are a word, but a larger one would end
+/// the connection (rumqttc) and come back at every reconnection (it stays unacknowledged).
+const MAX_INCOMING_BYTES: usize = 64 * 1024;
 /// The largest message sent: the discovery of a gateway with many channels.
 const MAX_OUTGOING_BYTES: usize = 256 * 1024;
 /// Requests queued for the event loop: one snapshot's states and more.
@@ -68,6 +70,9 @@ pub enum MqttError {
         /// The bound.
         most: u64,
     },
+    /// The password file is in the store's directory, beside the gateway's key.
+    #[error("{}: a password file may not be in the store's directory", .0.display())]
+    InStore(PathBuf),
     /// The CA file holds no certificate.
     #[error("{}: no PEM certificate", .0.display())]
     NoCertificate(PathBuf),
@@ -93,7 +98,8 @@ pub fn spawn(
         .clone()
         .unwrap_or_else(|| format!("daisee/{node}"));
     let topics = Topics::new(prefix, mqtt.discovery.clone(), node.clone());
-    let options = options(mqtt, &node, &topics)?;
+    let store = config.store.as_ref().map(|s| s.dir.as_path());
+    let options = options(mqtt, &node, &topics, store)?;
     let announcement = Announcement {
         name: config.name.clone(),
         node,
@@ -107,11 +113,22 @@ pub fn spawn(
         ..MqttStatus::default()
     });
     let status = Arc::new(status);
+    let forwarder = commands::spawn(commands::Forwarder {
+        client: client.clone(),
+        topics: topics.clone(),
+        relays: if mqtt.commands {
+            announcement.relays.clone()
+        } else {
+            Vec::new()
+        },
+        daemon: handles.commands,
+        status: Arc::clone(&status),
+    });
     let session = session::Session::new(
         client.clone(),
         topics.clone(),
         announcement,
-        handles.commands,
+        forwarder,
         Arc::clone(&status),
     );
     tokio::spawn(session::run(eventloop, session));
@@ -130,7 +147,12 @@ fn node_id(name: &str, address: &str) -> String {
 /// The connection's settings: a persistent session (commands sent while the gateway was away
 /// wait at the broker), acknowledged only once the daemon has the command, and `offline` as
 /// the last will.
-fn options(mqtt: &MqttConfig, node: &str, topics: &Topics) -> Result<MqttOptions, MqttError> {
+fn options(
+    mqtt: &MqttConfig,
+    node: &str,
+    topics: &Topics,
+    store: Option<&Path>,
+) -> Result<MqttOptions, MqttError> {
     let mut options = MqttOptions::new(node, &mqtt.host, mqtt.port);
     options
         .set_keep_alive(Duration::from_secs(30))
@@ -145,7 +167,7 @@ fn options(mqtt: &MqttConfig, node: &str, topics: &Topics) -> Result<MqttOptions
         ));
     if let Some(user) = &mqtt.username {
         let password = match &mqtt.password_file {
-            Some(path) => read_bounded(path, MAX_PASSWORD_BYTES)?
+            Some(path) => read_password(path, store)?
                 .trim_end_matches(['\n', '\r'])
                 .to_owned(),
             None => String::new(),
@@ -158,6 +180,22 @@ fn options(mqtt: &MqttConfig, node: &str, topics: &Topics) -> Result<MqttOptions
         )));
     }
     Ok(options)
+}
+
+/// The password in `path`, which may not be in the store: its directory holds the gateway's key,
+/// which whoever may configure the gateway could otherwise send to a broker of their own.
+fn read_password(path: &Path, store: Option<&Path>) -> Result<String, MqttError> {
+    let read = |source| MqttError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let real = std::fs::canonicalize(path).map_err(read)?;
+    if let Some(store) = store.and_then(|s| std::fs::canonicalize(s).ok())
+        && real.starts_with(&store)
+    {
+        return Err(MqttError::InStore(path.to_owned()));
+    }
+    read_bounded(&real, MAX_PASSWORD_BYTES)
 }
 
 /// TLS on the ring provider the rest of the agent uses, checking the broker against the system's

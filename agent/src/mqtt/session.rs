@@ -1,17 +1,15 @@
-//! The two tasks of the adapter: the session with the broker and the publisher of states.
+//! The two tasks of the adapter besides the commands: the session with the broker and the
+//! publisher of states.
 
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use daisee_hal::RelayState;
 use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::discovery::{Announcement, discovery};
 use super::topics::Topics;
 use super::{MqttStatus, state};
-use crate::daemon::Command;
 use crate::journal::{Journal, Priority};
 use crate::snapshot::Snapshot;
 
@@ -19,33 +17,35 @@ use crate::snapshot::Snapshot;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest wait between reconnections.
 const LAST_RETRY: Duration = Duration::from_secs(60);
-/// How often a command waits for room in the daemon's inbox.
-const INBOX_RETRY: Duration = Duration::from_millis(100);
+/// How long a connection must last for the next failure to wait the first wait again: a broker
+/// that drops the gateway at once is not retried every second.
+const STABLE: Duration = Duration::from_secs(60);
 
 /// What the session works with.
 pub(super) struct Session {
     client: AsyncClient,
     topics: Topics,
     announcement: Announcement,
-    daemon: SyncSender<Command>,
+    /// Takes every message received: the commands, and the acknowledgement of each.
+    forwarder: mpsc::UnboundedSender<Publish>,
     status: Arc<watch::Sender<MqttStatus>>,
     journal: Journal,
 }
 
 impl Session {
-    /// A session publishing through `client` and passing commands to `daemon`.
+    /// A session publishing through `client` and handing what it receives to `forwarder`.
     pub(super) fn new(
         client: AsyncClient,
         topics: Topics,
         announcement: Announcement,
-        daemon: SyncSender<Command>,
+        forwarder: mpsc::UnboundedSender<Publish>,
         status: Arc<watch::Sender<MqttStatus>>,
     ) -> Self {
         Self {
             client,
             topics,
             announcement,
-            daemon,
+            forwarder,
             status,
             journal: Journal::from_env(),
         }
@@ -60,7 +60,7 @@ impl Session {
             s.connected = true;
             s.error.clear();
         });
-        // The queue is empty at a connection; a full one loses a message the next one repeats.
+        // A full queue loses the message; the next connection sends it again.
         let _ =
             self.client
                 .try_publish(self.topics.availability(), QoS::AtLeastOnce, true, "online");
@@ -105,72 +105,35 @@ impl Session {
         });
     }
 
-    /// A message on a topic the gateway listens on: Home Assistant's birth, or a command.
-    /// Acknowledged once handled, so that the broker keeps a command the daemon did not get.
-    async fn received(&self, message: &Publish) {
-        if Some(message.topic.as_str()) == self.topics.home_assistant().as_deref() {
-            if message.payload.as_ref() == b"online" {
-                self.announce();
-            }
-        } else if let Some(relay) = self.topics.relay_of(&message.topic)
-            && !self.command(relay, &message.payload).await
+    /// A message on a topic the gateway listens on: Home Assistant's birth (announce again),
+    /// or a command; both go on to the forwarder, which acknowledges them once handled.
+    fn received(&self, message: Publish) {
+        if Some(message.topic.as_str()) == self.topics.home_assistant().as_deref()
+            && message.payload.as_ref() == b"online"
         {
-            return;
+            self.announce();
         }
-        let _ = self.client.try_ack(message);
-    }
-
-    /// Passes a relay command to the daemon; false if the daemon is gone (the command stays
-    /// unacknowledged).
-    async fn command(&self, relay: &str, payload: &[u8]) -> bool {
-        let known = self.announcement.relays.iter().any(|r| r == relay);
-        let state = match std::str::from_utf8(payload).map(str::trim) {
-            Ok(w) if w.eq_ignore_ascii_case("on") => Some(Some(RelayState::On)),
-            Ok(w) if w.eq_ignore_ascii_case("off") => Some(Some(RelayState::Off)),
-            Ok(w) if w.eq_ignore_ascii_case("auto") => Some(None),
-            _ => None,
-        };
-        let (true, true, Some(state)) = (self.announcement.commands, known, state) else {
-            let shown = String::from_utf8_lossy(&payload[..payload.len().min(16)]).into_owned();
-            self.journal.log(
-                Priority::Warning,
-                &format!("mqtt: ignored {shown:?} for relay {relay:?}: not ON, OFF or AUTO for a relay of this gateway"),
-                &[],
-            );
-            return true;
-        };
-        let mut command = Command::HoldRelay {
-            relay: relay.to_owned(),
-            state,
-        };
-        loop {
-            match self.daemon.try_send(command) {
-                Ok(()) => break,
-                Err(TrySendError::Full(again)) => {
-                    command = again;
-                    tokio::time::sleep(INBOX_RETRY).await;
-                }
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        self.status.send_modify(|s| s.commands += 1);
-        true
+        let _ = self.forwarder.send(message);
     }
 }
 
 /// Runs the session for good: rumqttc reconnects at the next poll after an error.
 pub(super) async fn run(mut eventloop: EventLoop, session: Session) {
     let mut wait = FIRST_RETRY;
+    let mut up_since = None;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                wait = FIRST_RETRY;
+                up_since = Some(Instant::now());
                 session.connected();
             }
-            Ok(Event::Incoming(Packet::Publish(message))) => session.received(&message).await,
+            Ok(Event::Incoming(Packet::Publish(message))) => session.received(message),
             Ok(_) => {}
             Err(e) => {
                 session.lost(&e);
+                if up_since.take().is_some_and(|t| t.elapsed() >= STABLE) {
+                    wait = FIRST_RETRY;
+                }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(LAST_RETRY);
             }
