@@ -155,18 +155,7 @@ impl Config {
             .as_ref()
             .map(|t| update::update(&at, t, store.as_ref().map(|s| s.dir.as_path())))
             .transpose()?;
-        let names = sensors
-            .iter()
-            .map(|s| s.name.as_str())
-            .chain(meters.iter().map(|m| m.name.as_str()))
-            .chain(inverters.iter().map(|i| i.meter.name.as_str()))
-            .chain(relays.iter().map(|r| r.name.as_str()));
-        let mqtt = file
-            .mqtt
-            .as_ref()
-            .map(|t| mqtt::mqtt(&at, t, names))
-            .transpose()?;
-        Ok(Config {
+        let mut config = Config {
             name,
             poll_interval_ms,
             sim,
@@ -180,8 +169,16 @@ impl Config {
             dialogue,
             ledger,
             update,
-            mqtt,
-        })
+            mqtt: None,
+        };
+        // Checked last: its names are every channel's and relay's.
+        if let Some(table) = &file.mqtt {
+            let names = config
+                .channels()
+                .chain(config.relays.iter().map(|r| r.name.as_str()));
+            config.mqtt = Some(mqtt::mqtt(&at, table, names)?);
+        }
+        Ok(config)
     }
 
     /// Whether `new` takes a restart: anything but the `[control]` settings changed, lines aside.

@@ -269,8 +269,17 @@ impl Client {
     }
 
     async fn send(&self, topic: &str, text: &str) {
+        self.publish(topic, text, false).await;
+    }
+
+    /// Sends `text` to `topic` for the broker to keep (an empty one clears it).
+    async fn retain(&self, topic: &str, text: &str) {
+        self.publish(topic, text, true).await;
+    }
+
+    async fn publish(&self, topic: &str, text: &str, retain: bool) {
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, text)
+            .publish(topic, QoS::AtLeastOnce, retain, text)
             .await
             .unwrap();
     }
@@ -455,11 +464,7 @@ async fn relay_commands_are_taken_only_when_enabled() {
     client.next(BOILER, |t| t.contains("fixed")).await;
     // A retained command is taken as it comes, but not again when the broker hands it over at
     // the next connection (it would undo every later command).
-    client
-        .client
-        .publish(BOILER_SET, QoS::AtLeastOnce, true, "ON")
-        .await
-        .unwrap();
+    client.retain(BOILER_SET, "ON").await;
     client
         .next(BOILER, |t| t == r#"{"state":"ON","mode":"manual"}"#)
         .await;
@@ -481,11 +486,7 @@ async fn relay_commands_are_taken_only_when_enabled() {
         "{}",
         log(&dir.0)
     );
-    client
-        .client
-        .publish(BOILER_SET, QoS::AtLeastOnce, true, "")
-        .await
-        .unwrap();
+    client.retain(BOILER_SET, "").await;
     client.send(BOILER_SET, "ON").await;
     client
         .next(BOILER, |t| t == r#"{"state":"ON","mode":"manual"}"#)

@@ -30,29 +30,19 @@ pub(super) fn discovery(a: &Announcement, topics: &Topics) -> Value {
     let mut components = serde_json::Map::new();
     for channel in &a.channels {
         let state = topics.channel(channel);
-        let power = json!({
-            "platform": "sensor",
-            "name": format!("{channel} power"),
-            "device_class": "power",
-            "unit_of_measurement": "W",
-            "state_class": "measurement",
-            "suggested_display_precision": 0,
-            "state_topic": state,
-            "value_template": "{{ value_json.power_w }}",
-        });
-        add(&mut components, a, channel, "power", power);
+        let power = sensor(
+            &format!("{channel} power"),
+            "power",
+            "W",
+            "measurement",
+            &state,
+            "power_w",
+        );
+        add(&mut components, a, channel, "power", power, true);
         for (flow, field) in [("import", "import_wh"), ("export", "export_wh")] {
-            let energy = json!({
-                "platform": "sensor",
-                "name": format!("{channel} energy {flow}"),
-                "device_class": "energy",
-                "unit_of_measurement": "Wh",
-                "state_class": "total_increasing",
-                "suggested_display_precision": 0,
-                "state_topic": state,
-                "value_template": format!("{{{{ value_json.{field} }}}}"),
-            });
-            add(&mut components, a, channel, flow, energy);
+            let name = format!("{channel} energy {flow}");
+            let energy = sensor(&name, "energy", "Wh", "total_increasing", &state, field);
+            add(&mut components, a, channel, flow, energy, true);
         }
     }
     for relay in &a.relays {
@@ -77,9 +67,30 @@ pub(super) fn discovery(a: &Announcement, topics: &Topics) -> Value {
     })
 }
 
+/// A sensor of `class` in `unit`, read from `field` of the JSON states on `state`.
+fn sensor(
+    name: &str,
+    class: &str,
+    unit: &str,
+    state_class: &str,
+    state: &str,
+    field: &str,
+) -> Value {
+    json!({
+        "platform": "sensor",
+        "name": name,
+        "device_class": class,
+        "unit_of_measurement": unit,
+        "state_class": state_class,
+        "suggested_display_precision": 0,
+        "state_topic": state,
+        "value_template": format!("{{{{ value_json.{field} }}}}"),
+    })
+}
+
 /// A relay's entities: a switch and an "automatic" button with commands, a binary sensor
-/// without; and the other kind's ids with their platform alone, which is how Home Assistant is
-/// told to remove them when `commands` changes.
+/// without; the other kind is named for removal, so that changing `commands` leaves no stale
+/// entity.
 fn relay_components(
     components: &mut serde_json::Map<String, Value>,
     a: &Announcement,
@@ -99,6 +110,7 @@ fn relay_components(
         "state_on": "ON",
         "state_off": "OFF",
     });
+    merge(&mut switch, state.clone());
     let automatic = json!({
         "platform": "button",
         "name": format!("{relay} automatic"),
@@ -111,50 +123,28 @@ fn relay_components(
         "payload_on": "ON",
         "payload_off": "OFF",
     });
-    if a.commands {
-        merge(&mut switch, state);
-        add(components, a, relay, "switch", switch);
-        add(components, a, relay, "automatic", automatic);
-        add(
-            components,
-            a,
-            relay,
-            "state",
-            json!({ "platform": "binary_sensor" }),
-        );
-    } else {
-        merge(&mut sensor, state);
-        add(components, a, relay, "state", sensor);
-        add(
-            components,
-            a,
-            relay,
-            "switch",
-            json!({ "platform": "switch" }),
-        );
-        add(
-            components,
-            a,
-            relay,
-            "automatic",
-            json!({ "platform": "button" }),
-        );
-    }
+    merge(&mut sensor, state);
+    add(components, a, relay, "switch", switch, a.commands);
+    add(components, a, relay, "automatic", automatic, a.commands);
+    add(components, a, relay, "state", sensor, !a.commands);
 }
 
 /// Adds `entity` under its unique id, `<node>_<name>_<what>` with the name escaped so that two
-/// names never share an id.
+/// names never share an id; or, not `shown`, its platform alone: Home Assistant's way of
+/// removing a component.
 fn add(
     components: &mut serde_json::Map<String, Value>,
     a: &Announcement,
     name: &str,
     what: &str,
     mut entity: Value,
+    shown: bool,
 ) {
     let id = format!("{}_{}_{what}", a.node, daisee_api::path_segment(name));
-    // A removal names its platform only.
-    if entity.as_object().is_some_and(|e| e.len() > 1) {
+    if shown {
         entity["unique_id"] = Value::String(id.clone());
+    } else {
+        entity = json!({ "platform": entity["platform"] });
     }
     components.insert(id, entity);
 }
