@@ -7,6 +7,7 @@
 //! gateways bidding in the machine dialogue, with the ledger, the update check and MQTT on, then
 //! drives one in-process loop to time a breach.
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -21,6 +22,9 @@ use daisee_hal::{Clock, RelayState, Timestamp};
 
 const CHANNELS: usize = 16;
 const MEASURE: Duration = Duration::from_secs(30);
+/// Feed checks before the agent with the update check on is measured: its memory after many
+/// checks, not after one.
+const CHECKS: usize = 10;
 /// The two run lengths whose instruction counts are subtracted.
 const FEW_POLLS: u64 = 5;
 const MANY_POLLS: u64 = 25;
@@ -198,9 +202,9 @@ fn measure_with_ledger(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64, 
 }
 
 /// Measures `binary` as [`measure`] does, following a feed on a loopback server, which it was
-/// asked to check (over D-Bus) before the measure: its HTTP client and TLS set up. Also returns
-/// the feed requests the server saw.
-fn measure_with_updates(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64, usize) {
+/// asked to check [`CHECKS`] times (over D-Bus) before the measure. Also returns its resident
+/// memory 5 s after the first check (KiB) and the feed requests the server saw.
+fn measure_with_updates(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64, u64, usize) {
     let server = daisee_update::server::Server::start().expect("feed server");
     let feed = dir.join("feed.json");
     std::fs::write(&feed, r#"{"bundles": []}"#).expect("feed");
@@ -214,7 +218,8 @@ fn measure_with_updates(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64,
             server.port()
         );
     std::fs::write(&config, text).expect("agent config");
-    let check = || {
+    let mut after_first = 0;
+    let check = |pid| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -226,13 +231,55 @@ fn measure_with_updates(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64,
                 .await
                 .expect("bus");
             let update = daisee_api::UpdateProxy::new(&conn).await.expect("proxy");
-            // No RAUC on the bench's bus: the check reads the feed, then fails to match it.
-            let _ = update.check().await;
+            // No RAUC on the bench's bus: each check reads the feed, then fails to match it.
+            for n in 0..CHECKS {
+                let _ = update.check().await;
+                if n == 0 {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    after_first = proc_figures(pid).1;
+                }
+            }
         });
     };
     let env = [("DAISEE_OS_RELEASE", os_release.as_path())];
     let (share, rss, anon) = measure_after(binary, &config, bus, &env, check);
-    (share, rss, anon, server.requests().len())
+    (share, rss, anon, after_first, server.requests().len())
+}
+
+/// Measures `binary` as [`measure`] does with its web page open: the page and an hour's history
+/// loaded once, and the live values followed (server-sent events, one a poll) through the measure.
+fn measure_with_web(binary: &Path, dir: &Path, bus: &str) -> (f64, u64, u64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config = dir.join("web.toml");
+    let text = self::config(&dir.join("data-web"), 1000)
+        + &format!("\n[web]\nbind = \"127.0.0.1\"\nport = {port}\n");
+    std::fs::write(&config, text).expect("agent config");
+    let open = |_| {
+        let get = |path: &str| {
+            let mut page = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the page");
+            write!(page, "GET {path} HTTP/1.1\r\nHost: gateway\r\n\r\n").expect("a request");
+            page
+        };
+        for path in [
+            "/",
+            "/app.js",
+            "/uPlot.iife.min.js",
+            "/api/history?channel=ch0&span=hour",
+        ] {
+            let mut answer = [0; 4096];
+            let _ = get(path).read(&mut answer);
+        }
+        let mut events = get("/api/events");
+        // Read until the agent stops: the page follows every poll.
+        std::thread::spawn(move || {
+            let mut chunk = [0; 4096];
+            while events.read(&mut chunk).is_ok_and(|n| n > 0) {}
+        });
+    };
+    measure_after(binary, &config, bus, &[], open)
 }
 
 /// Measures `binary` as [`measure`] does, publishing to a mosquitto on loopback (Debian's, as
@@ -288,19 +335,30 @@ fn proc_figures(pid: u32) -> (Duration, u64, u64) {
     (Duration::from_nanos(cpu_ns), kib("VmRSS:"), kib("RssAnon:"))
 }
 
+/// A row of the table below the agent's own: CPU share, resident memory and heap (KiB).
+fn row(label: &str, share: f64, rss: u64, anon: u64) {
+    println!(
+        "{label:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1}",
+        "",
+        rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+    );
+}
+
 /// Runs `binary` on `config` and `bus` and reads its CPU share, resident memory and the part of
 /// it that is heap and stacks (KiB) from /proc over [`MEASURE`], after 5 s to settle.
 fn measure(binary: &Path, config: &Path, bus: &str) -> (f64, u64, u64) {
-    measure_after(binary, config, bus, &[], || {})
+    measure_after(binary, config, bus, &[], |_| {})
 }
 
-/// [`measure`], the agent given `env`, and `settle` run once it is up, before the 5 s.
+/// [`measure`], the agent given `env`, and `settle` run once it is up (given its pid), before
+/// the 5 s.
 fn measure_after(
     binary: &Path,
     config: &Path,
     bus: &str,
     env: &[(&str, &Path)],
-    settle: impl FnOnce(),
+    settle: impl FnOnce(u32),
 ) -> (f64, u64, u64) {
     let agent = Running(
         Command::new(binary)
@@ -315,7 +373,7 @@ fn measure_after(
     );
     let pid = agent.0.id();
     std::thread::sleep(Duration::from_secs(2));
-    settle();
+    settle(pid);
     std::thread::sleep(Duration::from_secs(5));
     let (cpu0, _, _) = proc_figures(pid);
     let t0 = Instant::now();
@@ -420,41 +478,39 @@ fn main() {
         );
     }
     let (share, rss, anon) = measure_in_community(Path::new(&binary), &dir, &bus);
-    println!(
-        "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
-        format!("  in a dialogue of 3, {} s slots", BENCH_SLOT_MS / 1000),
-        "",
-        rss as f64 / 1024.0,
-        anon as f64 / 1024.0,
-        ""
+    row(
+        &format!("  in a dialogue of 3, {} s slots", BENCH_SLOT_MS / 1000),
+        share,
+        rss,
+        anon,
     );
     let (share, rss, anon, sent) = measure_with_ledger(Path::new(&binary), &dir, &bus);
-    println!(
-        "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
-        format!("  with the ledger on, {sent} intervals committed"),
-        "",
-        rss as f64 / 1024.0,
-        anon as f64 / 1024.0,
-        ""
+    row(
+        &format!("  with the ledger on, {sent} intervals committed"),
+        share,
+        rss,
+        anon,
     );
-    let (share, rss, anon, checks) = measure_with_updates(Path::new(&binary), &dir, &bus);
-    println!(
-        "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
-        format!("  with the update check on, {checks} feed read"),
-        "",
-        rss as f64 / 1024.0,
-        anon as f64 / 1024.0,
-        ""
+    let (share, rss, anon, after_first, checks) =
+        measure_with_updates(Path::new(&binary), &dir, &bus);
+    row(
+        &format!(
+            "  with the update check on, {checks} feeds read (after the first: {:.1} MiB)",
+            after_first as f64 / 1024.0
+        ),
+        share,
+        rss,
+        anon,
     );
     let (share, rss, anon) = measure_with_mqtt(Path::new(&binary), &dir, &bus);
-    println!(
-        "{:<48} {:>10} {share:>13.3} {:>10.1} {:>10.1} {:>14}",
-        format!("  with MQTT on, {} states a second", CHANNELS + 2),
-        "",
-        rss as f64 / 1024.0,
-        anon as f64 / 1024.0,
-        ""
+    row(
+        &format!("  with MQTT on, {} states a second", CHANNELS + 2),
+        share,
+        rss,
+        anon,
     );
+    let (share, rss, anon) = measure_with_web(Path::new(&binary), &dir, &bus);
+    row("  with the web page open, following", share, rss, anon);
     // The command line beside the agent, if it was built there.
     let ctl = Path::new(&binary).with_file_name("daiseectl");
     if let Ok(m) = std::fs::metadata(&ctl) {

@@ -16,6 +16,7 @@ mod sensor;
 mod sim;
 mod store;
 mod update;
+mod web;
 
 pub use check::ConfigError;
 pub use control::ControlConfig;
@@ -31,6 +32,7 @@ pub use sensor::{I2cBus, Sensor, SensorDevice};
 pub use sim::{SimLoad, SimSite};
 pub use store::StoreConfig;
 pub use update::{Auto, UpdateConfig};
+pub use web::WebConfig;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -74,6 +76,8 @@ pub struct Config {
     pub update: Option<UpdateConfig>,
     /// The MQTT broker it publishes to, if any.
     pub mqtt: Option<MqttConfig>,
+    /// The web page, if served.
+    pub web: Option<WebConfig>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +101,7 @@ struct File {
     ledger: Option<Spanned<ledger::LedgerTable>>,
     update: Option<Spanned<update::UpdateTable>>,
     mqtt: Option<Spanned<mqtt::MqttTable>>,
+    web: Option<Spanned<web::WebTable>>,
 }
 
 impl Config {
@@ -170,6 +175,7 @@ impl Config {
             ledger,
             update,
             mqtt: None,
+            web: file.web.as_ref().map(|t| web::web(&at, t)).transpose()?,
         };
         // Checked last: its names are every channel's and relay's.
         if let Some(table) = &file.mqtt {

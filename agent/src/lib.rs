@@ -16,3 +16,4 @@ pub mod setup;
 pub mod snapshot;
 pub mod update;
 pub mod view;
+pub mod web;

@@ -37,6 +37,10 @@ struct Args {
     /// Print the manual page (roff).
     #[arg(long)]
     man: bool,
+    /// Fetch an update feed or bundle for the running agent, which keeps the HTTP client out of
+    /// its own memory this way (a JSON request; internal).
+    #[arg(long, value_name = "REQUEST", hide = true)]
+    fetch: Option<String>,
 }
 
 /// Shells with completion scripts.
@@ -48,7 +52,11 @@ enum Shell {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    if let Some(request) = &args.fetch {
+        return daisee_agent::update::serve_fetch(request);
+    }
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("daisee-agent: {e:#}");

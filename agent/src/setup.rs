@@ -14,7 +14,7 @@ use crate::dbus::{self, Bus};
 use crate::devices::Devices;
 use crate::notify::Notifier;
 use crate::view::{Style, View};
-use crate::{dialogue, identity, ledger, mqtt, update};
+use crate::{dialogue, identity, ledger, mqtt, update, web};
 
 /// Where the agent looks for its configuration when none is given.
 pub const DEFAULT_CONFIG: &str = "/etc/daisee/agent.toml";
@@ -174,6 +174,26 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             .map_err(|e| eprintln!("daisee-agent: MQTT: {e}; running without it"))
             .ok()
     });
+    if let Some(settings) = &config.web {
+        let _entered = runtime.enter();
+        match web::spawn(
+            &config,
+            settings,
+            history.clone(),
+            handles.snapshots.clone(),
+        ) {
+            Ok(address) if address.ip().is_unspecified() => eprintln!(
+                "daisee-agent: the web page is at http://localhost:{}/ and on that port of every address",
+                address.port()
+            ),
+            Ok(address) => eprintln!("daisee-agent: the web page is at http://{address}/"),
+            // Metering and control go on without the page.
+            Err(e) => eprintln!(
+                "daisee-agent: the web page on {}: {e}; running without it",
+                settings.listen
+            ),
+        }
+    }
     let file = ConfigFile::new(path, source, config.clone());
     let served = dbus::Served {
         file,

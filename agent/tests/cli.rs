@@ -294,3 +294,59 @@ fn a_configuration_that_is_no_regular_file_or_too_big_is_refused_without_reading
     let err = stderr(&out);
     assert!(err.contains("65536") && err.len() < 300, "{err}");
 }
+
+/// The child the agent fetches its updates with (`--fetch`, not in the help): the feed's bytes
+/// on stdout, a bundle downloaded with its progress on stdout, and a server's refusal on stderr.
+#[test]
+fn the_update_fetcher_prints_the_feed_a_download_s_progress_and_a_refusal() {
+    let server = daisee_update::server::Server::start().unwrap();
+    let feed = TempFile::new("fetch-feed.json", r#"{"bundles": []}"#);
+    server.put("/feed.json", &feed.0);
+    let bundle = TempFile::new("fetch-bundle.raucb", &"x".repeat(300_000));
+    server.put("/b.raucb", &bundle.0);
+    let base = format!("http://127.0.0.1:{}", server.port());
+    let fetch = |request: String| agent().arg("--fetch").arg(request).output().unwrap();
+
+    let out = fetch(format!(
+        r#"{{"what": {{"feed": {{"url": "{base}/feed.json"}}}}, "proxy": null}}"#
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, br#"{"bundles": []}"#);
+
+    let out = fetch(format!(
+        r#"{{"what": {{"feed": {{"url": "{base}/none.json"}}}}, "proxy": null}}"#
+    ));
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("{base}/none.json: the server answered 404 Not Found")
+    );
+    assert!(out.stdout.is_empty());
+
+    let dir = bundle.0.with_file_name("fetch-downloads");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = fetch(format!(
+        r#"{{"what": {{"bundle": {{"url": "{base}/b.raucb", "size": 300000, "version": "2.0", "dir": "{}"}}}}, "proxy": null}}"#,
+        dir.display()
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let held: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(held.windows(2).all(|w| w[0] < w[1]), "{held:?}");
+    assert_eq!(held.last(), Some(&300_000));
+    let got = std::fs::read(dir.join("daisee-2.0.raucb")).unwrap();
+    assert_eq!(got, std::fs::read(&bundle.0).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let out = fetch("{}".into());
+    assert!(
+        stderr(&out).starts_with("--fetch: missing field"),
+        "{}",
+        stderr(&out)
+    );
+    let help = agent().arg("--help").output().unwrap();
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("--fetch"));
+}

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::Version;
 
 /// The largest feed read, in bytes.
-pub(crate) const MAX_FEED_BYTES: usize = 1024 * 1024;
+pub const MAX_FEED_BYTES: usize = 1024 * 1024;
 /// The most bundles a feed may list.
 const MAX_OFFERS: usize = 10_000;
 /// The largest bundle a feed may offer, in bytes: far above a slot, far below a disk.

@@ -86,6 +86,11 @@ impl Fetcher {
 
     /// The feed at `url`.
     pub async fn feed(&self, url: &Url) -> Result<Feed, FetchError> {
+        Ok(Feed::parse(&self.feed_bytes(url).await?, url)?)
+    }
+
+    /// The feed at `url` as the server sent it, at most [`MAX_FEED_BYTES`], not yet read.
+    pub async fn feed_bytes(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
         let mut response = self.get(url, None).await?;
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| broke(url, &said(&e)))? {
@@ -94,7 +99,7 @@ impl Fetcher {
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(Feed::parse(&bytes, url)?)
+        Ok(bytes)
     }
 
     /// Downloads `offer` into `dir` (made private if missing), resuming a download of the same

@@ -11,7 +11,7 @@ mod window;
 
 use std::time::Duration;
 
-pub use feed::{Feed, FeedError, MAX_BUNDLE_BYTES, Offer, Running};
+pub use feed::{Feed, FeedError, MAX_BUNDLE_BYTES, MAX_FEED_BYTES, Offer, Running};
 pub use fetch::{FetchError, Fetcher, bundle_file, remove_downloads};
 pub use reqwest::Url;
 pub use version::{BadVersion, Version};

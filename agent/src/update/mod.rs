@@ -3,6 +3,7 @@
 //! D-Bus, reboots into a new slot, and reports a slot that was rolled back. It drives RAUC and
 //! publishes its status on a watch, which the D-Bus `Update` object follows.
 
+mod fetching;
 mod rauc;
 mod steps;
 
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::UpdateConfig;
 use crate::dbus::Bus;
 use crate::journal::Journal;
+pub use fetching::serve_fetch;
 pub(crate) use rauc::{Unavailable, property, slots};
 use steps::Updater;
 

@@ -5,12 +5,12 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use daisee_update::{Feed, Fetcher, Offer, Running, Url, Version, backoff, remove_downloads};
+use daisee_update::{Offer, Running, Url, Version, backoff, remove_downloads};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use zbus::Connection;
 
-use super::{Request, UpdateError, UpdateStatus, first_check, jitter, rauc};
+use super::{Request, UpdateError, UpdateStatus, fetching, first_check, jitter, rauc};
 use crate::config::{Auto, UpdateConfig};
 use crate::dbus::Bus;
 use crate::journal::{Journal, Priority};
@@ -171,8 +171,7 @@ impl Updater {
                     "this system's os-release has no IMAGE_VERSION: it is not a gateway image, so it is not updated".into(),
                 )
             })?;
-            let fetcher = Fetcher::new(settings.proxy.as_ref()).map_err(failed)?;
-            let feed: Feed = fetcher.feed(&settings.feed).await.map_err(failed)?;
+            let feed = fetching::feed(&settings.feed, settings.proxy.as_ref()).await?;
             let compatible = rauc::property(self.rauc().await?, "Compatible")
                 .await
                 .map_err(|e| UpdateError::Unavailable(e.to_string()))?;
@@ -212,25 +211,19 @@ impl Updater {
             .clone()
             .ok_or_else(|| UpdateError::Failed("no [store] directory to download into".into()))?;
         self.set_step("downloading");
-        let fetcher = Fetcher::new(settings.proxy.as_ref()).map_err(failed);
         let message = format!("Downloading {}", offer.version);
         let status = self.status.clone();
-        let result = match fetcher {
-            Ok(fetcher) => fetcher
-                .download(offer, &dir, |held| {
-                    let percent = i32::try_from(held * 100 / offer.size).unwrap_or(100);
-                    status.send_if_modified(|s| {
-                        let changed = s.percent != percent || s.message != message;
-                        s.percent = percent;
-                        s.message.clone_from(&message);
-                        changed
-                    });
-                })
-                .await
-                .map(|path| path.display().to_string())
-                .map_err(failed),
-            Err(e) => Err(e),
-        };
+        let result = fetching::download(offer, &dir, settings.proxy.as_ref(), |held| {
+            let percent = i32::try_from(held * 100 / offer.size.max(1)).unwrap_or(100);
+            status.send_if_modified(|s| {
+                let changed = s.percent != percent || s.message != message;
+                s.percent = percent;
+                s.message.clone_from(&message);
+                changed
+            });
+        })
+        .await
+        .map(|path| path.display().to_string());
         self.done(result)
     }
 
@@ -488,10 +481,6 @@ impl Updater {
     fn log(&self, priority: Priority, message: &str) {
         self.journal.log(priority, message, &[]);
     }
-}
-
-fn failed(e: impl std::fmt::Display) -> UpdateError {
-    UpdateError::Failed(e.to_string())
 }
 
 /// Asks systemd for a reboot (daisee-reboot.path); a request already there is one.

@@ -1,0 +1,183 @@
+//! The live values: the latest snapshot as JSON, once (`/api/live`) or at every poll as
+//! server-sent events (`/api/events`). Powers and energies are integers (mW, mWh), the
+//! gateway's fixed point; the page divides.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use daisee_hal::RelayState;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::Site;
+use crate::config::Config;
+use crate::snapshot::Snapshot;
+
+/// What the page shows beside the snapshot.
+pub(super) struct About {
+    gateway: String,
+    /// The channel of the grid connection, if demand response names one.
+    grid: Option<String>,
+}
+
+impl About {
+    pub(super) fn of(config: &Config) -> Self {
+        About {
+            gateway: config.name.clone(),
+            grid: config.control.as_ref().map(|c| c.grid.clone()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Live<'s> {
+    gateway: &'s str,
+    grid: Option<&'s str>,
+    at_ms: i64,
+    channels: Vec<Channel<'s>>,
+    relays: Vec<Relay<'s>>,
+    inverters: Vec<Inverter<'s>>,
+    control: Option<Control>,
+}
+
+#[derive(Serialize)]
+struct Channel<'s> {
+    name: &'s str,
+    device: &'s str,
+    /// Null while its device fails.
+    power_mw: Option<i64>,
+    fault: Option<&'s str>,
+    import_mwh: u64,
+    export_mwh: u64,
+}
+
+#[derive(Serialize)]
+struct Relay<'s> {
+    name: &'s str,
+    /// `on`, `off`, or null while its line fails.
+    state: Option<&'s str>,
+    fault: Option<&'s str>,
+    mode: &'s str,
+}
+
+#[derive(Serialize)]
+struct Inverter<'s> {
+    name: &'s str,
+    limit_percent: Option<u8>,
+    fault: Option<&'s str>,
+    mode: &'s str,
+}
+
+#[derive(Serialize)]
+struct Control {
+    grid_mw: Option<i64>,
+    stale: bool,
+    import_limit_mw: Option<i64>,
+    export_limit_mw: Option<i64>,
+}
+
+fn state(state: RelayState) -> &'static str {
+    match state {
+        RelayState::On => "on",
+        RelayState::Off => "off",
+    }
+}
+
+/// `snapshot` as the page reads it.
+fn json(about: &About, snapshot: &Snapshot) -> String {
+    let live = Live {
+        gateway: &about.gateway,
+        grid: about.grid.as_deref(),
+        at_ms: snapshot.at.0,
+        channels: snapshot
+            .channels
+            .iter()
+            .map(|c| Channel {
+                name: &c.name,
+                device: c.device,
+                power_mw: c.reading.as_ref().ok().map(|r| r.power.0),
+                fault: c.reading.as_ref().err().map(|f| f.message.as_str()),
+                import_mwh: c.energy.import.0,
+                export_mwh: c.energy.export.0,
+            })
+            .collect(),
+        relays: snapshot
+            .relays
+            .iter()
+            .map(|r| Relay {
+                name: &r.name,
+                state: r.state.as_ref().ok().map(|s| state(*s)),
+                fault: r.state.as_ref().err().map(|f| f.message.as_str()),
+                mode: r.mode.as_str(),
+            })
+            .collect(),
+        inverters: snapshot
+            .inverters
+            .iter()
+            .map(|i| Inverter {
+                name: &i.name,
+                limit_percent: i.limit,
+                fault: i.fault.as_ref().map(|f| f.message.as_str()),
+                mode: i.mode.as_str(),
+            })
+            .collect(),
+        control: snapshot.control.map(|c| Control {
+            grid_mw: c.relays.grid.map(|p| p.0),
+            stale: c.relays.stale,
+            import_limit_mw: c.relays.import_limit.map(|p| p.0),
+            export_limit_mw: c.export_limit.map(|p| p.0),
+        }),
+    };
+    serde_json::to_string(&live).expect("the live values serialize")
+}
+
+/// The latest snapshot; 503 before the first poll.
+pub(super) async fn now(State(site): State<Arc<Site>>) -> Response {
+    let latest = site.snapshots.borrow().clone();
+    match latest {
+        Some(snapshot) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            json(&site.about, &snapshot),
+        )
+            .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no poll yet").into_response(),
+    }
+}
+
+/// Every snapshot from now on as an event; 503 when [`super::MAX_VIEWERS`] pages follow already.
+pub(super) async fn events(State(site): State<Arc<Site>>) -> Response {
+    let Ok(viewer) = Arc::clone(&site.viewers).try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many pages open").into_response();
+    };
+    let mut snapshots = site.snapshots.clone();
+    // The current snapshot first, then each new one.
+    snapshots.mark_changed();
+    let stream = futures_util::stream::unfold(
+        (snapshots, site, viewer),
+        |(mut snapshots, site, viewer)| async move {
+            let snapshot = next(&mut snapshots).await?;
+            let event = Event::default()
+                .event("snapshot")
+                .data(json(&site.about, &snapshot));
+            Some((Ok::<_, Infallible>(event), (snapshots, site, viewer)))
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// The next snapshot published; `None` once the daemon stopped. A page that reads slowly gets the
+/// latest, never a backlog.
+async fn next(snapshots: &mut watch::Receiver<Option<Arc<Snapshot>>>) -> Option<Arc<Snapshot>> {
+    loop {
+        snapshots.changed().await.ok()?;
+        if let Some(snapshot) = snapshots.borrow_and_update().clone() {
+            return Some(snapshot);
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! The web page of a running agent: its answers over HTTP, and the page itself in a real browser
+//! (Debian's headless Chromium, driven over the DevTools protocol on a pipe), which sees live
+//! values change, draws a history plot and saves a screenshot.
+
+#![allow(clippy::unwrap_used)] // Helpers of a test: a panic is the failure report.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use daisee_hal::{Energy, MilliWatts, Timestamp};
+use daisee_store::{Retention, Store};
+use serde_json::{Value, json};
+use support::{Dir, Running};
+
+/// How long anything the tests wait for may take.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A home on simulated hardware with a history and the web page on a port the system picks.
+fn config(dir: &Path) -> String {
+    format!(
+        r#"[gateway]
+name = "home <b>&amp;"
+
+[sim]
+seed = 7
+
+[[sim.load]]
+name = "house"
+profile = "household"
+peak_w = 3500
+
+[[sim.load]]
+name = "pv"
+profile = "solar"
+peak_w = 4000
+
+[[sim.load]]
+name = "heater"
+profile = "constant"
+power_w = 2000
+relay = "heater"
+
+[[sensor]]
+name = "grid"
+backend = "sim"
+loads = ["house", "pv", "heater"]
+
+[[sensor]]
+name = "pv"
+backend = "sim"
+loads = ["pv"]
+
+[control]
+grid = "grid"
+import_limit_w = 6000
+
+[[relay]]
+name = "heater"
+backend = "sim"
+safe_state = "on"
+nominal_w = 2000
+
+[store]
+dir = "{}"
+flush_interval_ms = 1000
+
+[web]
+bind = "127.0.0.1"
+port = 0
+"#,
+        dir.display()
+    )
+}
+
+/// Fifty minutes of the grid's history before now, one sample each 10 s, so that the hour's plot
+/// has a line to draw.
+fn seed_history(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let retention = Retention {
+        samples: Duration::from_secs(30 * 86_400),
+        max_pending: 10_000,
+    };
+    let mut store = Store::open(&dir.join("history.sqlite"), retention).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let now = i64::try_from(now).unwrap();
+    for i in 0..300_i64 {
+        let at = Timestamp(now - 3_000_000 + i * 10_000);
+        let power = MilliWatts(1_500_000 + (i % 30 - 15) * 40_000);
+        store.record(at, "grid", power, Energy::default());
+    }
+    store.flush().unwrap();
+}
+
+/// The agent of [`config`], and the address of its page (which it prints at start).
+fn agent(dir: &Dir) -> (Running, String) {
+    let data = dir.0.join("data");
+    seed_history(&data);
+    let config = dir.0.join("agent.toml");
+    std::fs::write(&config, self::config(&data)).unwrap();
+    let log = dir.0.join("agent.log");
+    let agent = Running(
+        Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
+            .args(["--dbus", "none", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let address = until("the agent's web page", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let line = text.lines().find(|l| l.contains("the web page is at"))?;
+        Some(
+            line.split("http://")
+                .nth(1)?
+                .trim_end_matches('/')
+                .to_owned(),
+        )
+    });
+    (agent, address)
+}
+
+/// Polls `check` until it gives a value.
+fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < PATIENCE, "waited in vain for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A connection to `address` that sent `method` for `path` with `headers` (each ending in CRLF).
+fn request(address: &str, method: &str, path: &str, headers: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}\r\n"
+    )
+    .unwrap();
+    stream
+}
+
+/// An HTTP/1.1 request to `address`: the status, the headers (lower-case names) and the body.
+fn http(address: &str, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
+    let close = "Content-Length: 0\r\nConnection: close\r\n";
+    let mut stream = request(address, method, path, close);
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_page_s_answers_are_read_only_bounded_and_clear() {
+    let dir = Dir::new("web", "http");
+    let (_agent, address) = agent(&dir);
+
+    let (status, headers, body) = http(&address, "GET", "/");
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>DAISEE gateway</title>"));
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let policy = header(&headers, "content-security-policy").unwrap();
+    assert!(policy.starts_with("default-src 'self'"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+    for asset in [
+        "/app.js",
+        "/style.css",
+        "/uPlot.iife.min.js",
+        "/uPlot.min.css",
+    ] {
+        assert_eq!(http(&address, "GET", asset).0, 200, "{asset}");
+    }
+
+    let live = until("a poll", || {
+        let (status, _, body) = http(&address, "GET", "/api/live");
+        (status == 200).then(|| serde_json::from_str::<Value>(&body).unwrap())
+    });
+    assert_eq!(live["gateway"], "home <b>&amp;");
+    assert_eq!(live["grid"], "grid");
+    assert_eq!(live["channels"][0]["name"], "grid");
+    assert!(live["channels"][0]["power_mw"].is_i64(), "{live}");
+    assert_eq!(live["relays"][0]["name"], "heater");
+    assert_eq!(live["control"]["import_limit_mw"], 6_000_000);
+
+    let (status, _, body) = http(&address, "GET", "/api/history?channel=grid&span=hour");
+    assert_eq!(status, 200, "{body}");
+    let plot: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(plot["step_ms"], 10_000);
+    assert_eq!(plot["at_ms"].as_array().unwrap().len(), 360);
+    let points = plot["power_mw"].as_array().unwrap();
+    assert_eq!(points.len(), 360);
+    let seeded = points.iter().filter(|p| !p.is_null()).count();
+    assert!((290..=360).contains(&seeded), "{seeded} points with data");
+    let (status, _, body) = http(&address, "GET", "/api/history?channel=grid&span=week");
+    assert_eq!(status, 200, "{body}");
+    let week: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(week["at_ms"].as_array().unwrap().len(), 7 * 96);
+
+    let (status, _, body) = http(&address, "GET", "/api/history?channel=boiler&span=day");
+    assert_eq!(
+        (status, body.as_str()),
+        (404, r#"{"error":"no such channel"}"#)
+    );
+    assert_eq!(
+        http(&address, "GET", "/api/history?channel=grid&span=year").0,
+        400
+    );
+    // Nothing on the page writes.
+    assert_eq!(http(&address, "POST", "/api/live").0, 405);
+    assert_eq!(http(&address, "PUT", "/").0, 405);
+    assert_eq!(http(&address, "GET", "/api/relay/heater").0, 404);
+
+    // At most 32 pages follow the live values; the next is told so, and the first still flows.
+    let followers: Vec<TcpStream> = (0..32).map(|_| follow(&address)).collect();
+    let (status, _, body) = http(&address, "GET", "/api/events");
+    assert_eq!((status, body.as_str()), (503, "too many pages open"));
+    let mut first = BufReader::new(followers.into_iter().next().unwrap());
+    let events = std::iter::from_fn(|| {
+        let mut line = String::new();
+        first.read_line(&mut line).ok()?;
+        Some(line)
+    })
+    .filter(|l| l.starts_with("event: snapshot"))
+    .take(2)
+    .count();
+    assert_eq!(events, 2);
+}
+
+/// A connection following `/api/events`, its answer's head read.
+fn follow(address: &str) -> TcpStream {
+    let mut stream = request(
+        address,
+        "GET",
+        "/api/events",
+        "Accept: text/event-stream\r\n",
+    );
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    stream
+}
+
+/// Headless Chromium driven over the DevTools protocol on a pipe (its fds 3 and 4), on one page.
+struct Browser {
+    _process: Running,
+    commands: std::process::ChildStdin,
+    answers: mpsc::Receiver<Value>,
+    next_id: u64,
+    session: Option<String>,
+}
+
+impl Browser {
+    fn start(profile: &Path) -> Self {
+        let program = ["chromium-headless-shell", "chromium"]
+            .into_iter()
+            .find(|p| {
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {p}")])
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .expect("Chromium (Debian package chromium-headless-shell)");
+        let mut process = Command::new("sh")
+            // The protocol's pipe is the browser's fds 3 (in) and 4 (out): here, its stdin and
+            // stdout, which it then gets no more.
+            .args([
+                "-c",
+                r#"exec "$@" 3<&0 4>&1 </dev/null >/dev/null 2>/dev/null"#,
+                "sh",
+                program,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let commands = process.stdin.take().unwrap();
+        let mut out = BufReader::new(process.stdout.take().unwrap());
+        let (tx, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut message = Vec::new();
+            while out.read_until(0, &mut message).is_ok_and(|n| n > 0) {
+                message.pop();
+                if let Ok(value) = serde_json::from_slice(&message)
+                    && tx.send(value).is_err()
+                {
+                    break;
+                }
+                message.clear();
+            }
+        });
+        Browser {
+            _process: Running(process),
+            commands,
+            answers,
+            next_id: 0,
+            session: None,
+        }
+    }
+
+    /// Sends `method`, to the page once one is open; its result.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let mut message = json!({ "id": self.next_id, "method": method, "params": params });
+        if let Some(session) = &self.session {
+            message["sessionId"] = json!(session);
+        }
+        let mut bytes = serde_json::to_vec(&message).unwrap();
+        bytes.push(0);
+        self.commands.write_all(&bytes).unwrap();
+        loop {
+            let answer = self
+                .answers
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("no answer to {method}"));
+            if answer["id"] == self.next_id {
+                assert!(answer["error"].is_null(), "{method}: {answer}");
+                return answer["result"].clone();
+            }
+        }
+    }
+
+    /// Opens `url` in a page with a phone's screen; later calls go to it.
+    fn open_on_a_phone(&mut self, url: &str) {
+        let target = self.call("Target.createTarget", json!({ "url": "about:blank" }));
+        let attached = self.call(
+            "Target.attachToTarget",
+            json!({ "targetId": target["targetId"], "flatten": true }),
+        );
+        self.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 412, "height": 915, "deviceScaleFactor": 2, "mobile": true }),
+        );
+        self.call("Page.navigate", json!({ "url": url }));
+    }
+
+    /// The value of `expression` in the page.
+    fn eval(&mut self, expression: &str) -> Value {
+        let result = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true }),
+        );
+        assert!(
+            result["exceptionDetails"].is_null(),
+            "{expression}: {result}"
+        );
+        result["result"]["value"].clone()
+    }
+}
+
+/// Where the test run keeps the page's screenshot.
+fn screenshot_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page-on-a-phone.png")
+}
+
+#[test]
+fn a_browser_sees_live_values_change_and_draws_the_history() {
+    let dir = Dir::new("web", "browser");
+    let (_agent, address) = agent(&dir);
+    let mut browser = Browser::start(&dir.0.join("chromium"));
+    browser.open_on_a_phone(&format!("http://{address}/"));
+
+    // Live: the poll's time moves, and the grid's power with it.
+    let live = r"[document.querySelector('#status').dataset.atMs || null,
+                  document.querySelector('#grid-card .power').textContent]";
+    let mut seen: Vec<(String, String)> = Vec::new();
+    until("three polls and a change of the grid's power", || {
+        let now = browser.eval(live);
+        if let (Some(at), Some(power)) = (now[0].as_str(), now[1].as_str())
+            && seen.last().is_none_or(|(last, _)| last != at)
+        {
+            seen.push((at.to_owned(), power.to_owned()));
+        }
+        let powers: std::collections::HashSet<_> = seen.iter().map(|(_, p)| p).collect();
+        (seen.len() >= 3 && powers.len() >= 2).then_some(())
+    });
+    assert!(
+        seen.iter()
+            .all(|(_, p)| p.ends_with(" W") || p.ends_with(" kW")),
+        "{seen:?}"
+    );
+    // The name is text, not markup.
+    assert_eq!(
+        browser.eval("document.querySelector('#gateway').textContent"),
+        "home <b>&amp;"
+    );
+    assert_eq!(
+        browser.eval("document.querySelectorAll('#gateway b').length"),
+        0
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('#relays [data-name=heater] .pill').textContent"),
+        "on · auto"
+    );
+
+    // History: the seeded hour drawn, ink on the plot's canvas.
+    let points = until("the hour's plot", || {
+        browser
+            .eval("Number(document.querySelector('#plot').dataset.points || 0)")
+            .as_u64()
+            .filter(|&n| n > 0)
+    });
+    assert!(points >= 290, "{points} points");
+    let inked = r"(() => {
+        const canvas = document.querySelector('#plot canvas');
+        const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let inked = 0;
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) inked++;
+        return inked;
+    })()";
+    let inked = browser.eval(inked).as_u64().unwrap();
+    assert!(inked > 2_000, "{inked} pixels drawn");
+    // A phone's width: nothing wider than the screen.
+    assert!(browser.eval("document.documentElement.scrollWidth <= 412") == true);
+
+    let shot = browser.call(
+        "Page.captureScreenshot",
+        json!({ "format": "png", "captureBeyondViewport": true }),
+    );
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().unwrap())
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    std::fs::write(screenshot_path(), &png).unwrap();
+    eprintln!("the page's screenshot: {}", screenshot_path().display());
+
+    // The day's span is asked for and drawn too: 2-minute steps, 25 of them seeded.
+    browser.eval("document.querySelector('[data-span=day]').click()");
+    let day = "[document.querySelector('#plot').dataset.span, Number(document.querySelector('#plot').dataset.points)]";
+    until("the day's plot", || {
+        let plot = browser.eval(day);
+        (plot[0] == "day" && plot[1].as_u64() >= Some(20)).then_some(())
+    });
+}
+
+/// The plotting library built into the page is the one agent/web/package-lock.json pins:
+/// byte for byte what npm installs from it (scripts/test runs `npm ci` in agent/web).
+#[test]
+fn the_built_in_plot_library_is_the_pinned_one() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let installed = web.join("node_modules/uplot");
+    assert!(
+        installed.is_dir(),
+        "{}: run `npm ci` in agent/web (scripts/test does)",
+        installed.display()
+    );
+    for (vendored, package) in [
+        ("uPlot.iife.min.js", "dist/uPlot.iife.min.js"),
+        ("uPlot.min.css", "dist/uPlot.min.css"),
+        ("uPlot.LICENSE", "LICENSE"),
+    ] {
+        assert!(
+            std::fs::read(web.join("vendor").join(vendored)).unwrap()
+                == std::fs::read(installed.join(package)).unwrap(),
+            "agent/web/vendor/{vendored} is not the pinned package's {package}"
+        );
+    }
+    let version = |file: &Path, pointer: &str| {
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        json.pointer(pointer).unwrap().clone()
+    };
+    assert_eq!(
+        version(
+            &web.join("package-lock.json"),
+            "/packages/node_modules~1uplot/version"
+        ),
+        version(&installed.join("package.json"), "/version")
+    );
+}

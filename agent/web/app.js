@@ -1,0 +1,199 @@
+// The gateway's page: live values from /api/events (one event per poll), the history plot from
+// /api/history. Values arrive as integers (mW, mWh); names are set as text, never as markup.
+'use strict';
+
+const $ = (selector) => document.querySelector(selector);
+
+/** `mw` milliwatts for people: W below 1 kW, kW above; a dash when there is no reading. */
+function power(mw) {
+  if (mw === null || mw === undefined) return '—';
+  const w = mw / 1000;
+  return Math.abs(w) >= 1000 ? `${(w / 1000).toFixed(2)} kW` : `${Math.round(w)} W`;
+}
+
+/** `mwh` milliwatt-hours as kWh. */
+function energy(mwh) {
+  return `${(mwh / 1e6).toFixed(2)} kWh`;
+}
+
+/** The element of `list` keyed `name`, made by `make` the first time. */
+function keyed(list, name, make) {
+  for (const child of list.children) {
+    if (child.dataset.name === name) return child;
+  }
+  const made = make();
+  made.dataset.name = name;
+  list.append(made);
+  return made;
+}
+
+function element(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function showGrid(live) {
+  const card = $('#grid-card');
+  const grid = live.channels.find((c) => c.name === live.grid);
+  card.hidden = !grid;
+  if (!grid) return;
+  card.querySelector('.name').textContent = grid.name === 'grid' ? 'grid' : `grid (${grid.name})`;
+  card.querySelector('.power').textContent = power(grid.power_mw);
+  const mw = grid.power_mw ?? 0;
+  card.classList.toggle('importing', mw > 0);
+  card.classList.toggle('exporting', mw < 0);
+  card.querySelector('.direction').textContent =
+    grid.fault ? grid.fault : mw > 0 ? 'importing' : mw < 0 ? 'exporting' : 'balanced';
+  const limit = live.control && live.control.import_limit_mw;
+  card.querySelector('.limit').textContent = limit ? `import limit ${power(limit)}` : '';
+}
+
+function showChannels(live) {
+  const list = $('#channels');
+  for (const c of live.channels) {
+    if (c.name === live.grid) continue;
+    const card = keyed(list, c.name, () => {
+      const made = element('div', 'card');
+      made.append(element('div', 'name', c.name), element('div', 'power'),
+        element('div', 'energy'), element('div', 'fault'));
+      return made;
+    });
+    card.querySelector('.power').textContent = power(c.power_mw);
+    card.querySelector('.energy').textContent =
+      `in ${energy(c.import_mwh)} · out ${energy(c.export_mwh)}`;
+    card.querySelector('.fault').textContent = c.fault || '';
+    card.classList.toggle('importing', (c.power_mw ?? 0) > 0);
+    card.classList.toggle('exporting', (c.power_mw ?? 0) < 0);
+  }
+}
+
+function showRows(section, list, items, describe) {
+  $(section).hidden = items.length === 0;
+  for (const item of items) {
+    const row = keyed($(list), item.name, () => {
+      const made = element('li');
+      made.append(element('span', 'name', item.name), element('span', 'pill'));
+      return made;
+    });
+    const [text, on] = describe(item);
+    const pill = row.querySelector('.pill');
+    pill.textContent = text;
+    pill.classList.toggle('on', on);
+  }
+}
+
+function showControl(control) {
+  $('#control-section').hidden = !control;
+  if (!control) return;
+  const rows = [
+    ['grid', control.stale ? 'stale: loads in their safe states' : power(control.grid_mw)],
+    ['import limit', control.import_limit_mw === null ? 'none' : power(control.import_limit_mw)],
+    ['export limit', control.export_limit_mw === null ? 'none' : power(control.export_limit_mw)],
+  ];
+  const list = $('#control');
+  list.replaceChildren(...rows.flatMap(([k, v]) => [element('dt', '', k), element('dd', '', v)]));
+}
+
+function show(live) {
+  $('#gateway').textContent = live.gateway;
+  document.title = `${live.gateway} · DAISEE`;
+  const status = $('#status');
+  status.className = 'live';
+  status.dataset.atMs = live.at_ms;
+  status.textContent = `live · ${new Date(live.at_ms).toLocaleTimeString()}`;
+  showGrid(live);
+  showChannels(live);
+  showRows('#relays-section', '#relays', live.relays, (r) => [
+    `${r.state === null ? r.fault : r.state} · ${r.mode}`, r.state === 'on']);
+  showRows('#inverters-section', '#inverters', live.inverters, (i) => [
+    `${i.fault ? i.fault : i.limit_percent === null ? 'full power' : `${i.limit_percent} %`} · ${i.mode}`,
+    false]);
+  showControl(live.control);
+  history.offer(live);
+}
+
+function follow() {
+  const events = new EventSource('/api/events');
+  events.addEventListener('snapshot', (e) => show(JSON.parse(e.data)));
+  events.addEventListener('error', () => {
+    const status = $('#status');
+    status.className = 'waiting';
+    status.textContent = 'reconnecting…';
+  });
+}
+
+/** The history plot: one channel over an hour, a day or a week, read again every minute. */
+const history = {
+  channel: null,
+  span: 'hour',
+  plot: null,
+  timer: null,
+
+  /** Fills the channel list from the first live values, the grid chosen first. */
+  offer(live) {
+    if (this.channel !== null) return;
+    const select = $('#history-channel');
+    for (const c of live.channels) select.append(new Option(c.name, c.name));
+    this.channel = live.grid || (live.channels[0] && live.channels[0].name) || null;
+    if (this.channel === null) return;
+    select.value = this.channel;
+    select.addEventListener('change', () => { this.channel = select.value; this.load(); });
+    for (const button of document.querySelectorAll('[data-span]')) {
+      button.addEventListener('click', () => {
+        this.span = button.dataset.span;
+        for (const b of document.querySelectorAll('[data-span]')) {
+          b.setAttribute('aria-pressed', String(b === button));
+        }
+        this.load();
+      });
+    }
+    window.addEventListener('resize', () => this.resize());
+    this.load();
+  },
+
+  async load() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.load(), 60000);
+    const error = $('#history-error');
+    const query = new URLSearchParams({ channel: this.channel, span: this.span });
+    try {
+      const response = await fetch(`/api/history?${query}`);
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.error || response.statusText);
+      error.hidden = true;
+      this.draw(body);
+    } catch (e) {
+      error.textContent = `history: ${e.message}`;
+      error.hidden = false;
+    }
+  },
+
+  draw(body) {
+    const times = body.at_ms.map((t) => t / 1000);
+    const watts = body.power_mw.map((p) => (p === null ? null : p / 1000));
+    const box = $('#plot');
+    box.dataset.points = String(watts.filter((w) => w !== null).length);
+    box.dataset.span = this.span;
+    if (this.plot) this.plot.destroy();
+    const ink = getComputedStyle(document.body).color;
+    const axis = { stroke: ink, grid: { stroke: 'rgba(128,128,128,0.2)' } };
+    this.plot = new uPlot({
+      width: box.clientWidth,
+      height: 240,
+      legend: { show: true },
+      series: [
+        {},
+        { label: `${body.channel} (W)`, stroke: '#1e88e5', fill: 'rgba(30,136,229,0.12)', width: 1.5 },
+      ],
+      axes: [axis, { ...axis, size: 60 }],
+    }, [times, watts], box);
+  },
+
+  resize() {
+    if (this.plot) this.plot.setSize({ width: $('#plot').clientWidth, height: 240 });
+  },
+};
+
+follow();
