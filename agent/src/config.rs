@@ -160,6 +160,11 @@ impl Config {
             .as_ref()
             .map(|t| update::update(&at, t, store.as_ref().map(|s| s.dir.as_path())))
             .transpose()?;
+        let web = file
+            .web
+            .as_ref()
+            .map(|t| web::web(&at, t, store.is_some()))
+            .transpose()?;
         let mut config = Config {
             name,
             poll_interval_ms,
@@ -175,7 +180,7 @@ impl Config {
             ledger,
             update,
             mqtt: None,
-            web: file.web.as_ref().map(|t| web::web(&at, t)).transpose()?,
+            web,
         };
         // Checked last: its names are every channel's and relay's.
         if let Some(table) = &file.mqtt {

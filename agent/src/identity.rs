@@ -103,12 +103,16 @@ fn write_new(path: &Path, key: &GatewayKey) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Fills `bytes` with the kernel's random bytes.
+pub(crate) fn random(bytes: &mut [u8]) -> std::io::Result<()> {
+    File::open("/dev/urandom")?.read_exact(bytes)
+}
+
 /// A key from the kernel's random bytes (a draw outside the curve's range is drawn again).
 fn fresh_key() -> std::io::Result<GatewayKey> {
-    let mut random = File::open("/dev/urandom")?;
     loop {
         let mut secret = [0; 32];
-        random.read_exact(&mut secret)?;
+        random(&mut secret)?;
         match GatewayKey::from_secret(&secret) {
             Ok(key) => return Ok(key),
             Err(KeyError::Secret) => continue,

@@ -174,26 +174,26 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             .map_err(|e| eprintln!("daisee-agent: MQTT: {e}; running without it"))
             .ok()
     });
-    if let Some(settings) = &config.web {
+    let web = config.web.as_ref().and_then(|settings| {
         let _entered = runtime.enter();
-        match web::spawn(
-            &config,
-            settings,
-            history.clone(),
-            handles.snapshots.clone(),
-        ) {
-            Ok(address) if address.ip().is_unspecified() => eprintln!(
-                "daisee-agent: the web page is at http://localhost:{}/ and on that port of every address",
-                address.port()
-            ),
-            Ok(address) => eprintln!("daisee-agent: the web page is at http://{address}/"),
+        let store = config.store.as_ref().map(|s| s.dir.as_path());
+        web::spawn(&config, settings, store, &handles)
+            .inspect(|web| match web.address {
+                a if a.ip().is_unspecified() => eprintln!(
+                    "daisee-agent: the web page is at http://localhost:{}/ and on that port of every address",
+                    a.port()
+                ),
+                a => eprintln!("daisee-agent: the web page is at http://{a}/"),
+            })
             // Metering and control go on without the page.
-            Err(e) => eprintln!(
-                "daisee-agent: the web page on {}: {e}; running without it",
-                settings.listen
-            ),
-        }
-    }
+            .map_err(|e| {
+                eprintln!(
+                    "daisee-agent: the web page on {}: {e}; running without it",
+                    settings.listen
+                );
+            })
+            .ok()
+    });
     let file = ConfigFile::new(path, source, config.clone());
     let served = dbus::Served {
         file,
@@ -204,6 +204,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         ledger,
         update,
         mqtt,
+        web,
     };
     let _service = runtime.block_on(serve_dbus(&options.dbus, served))?;
     let interval = std::time::Duration::from_millis(config.poll_interval_ms);

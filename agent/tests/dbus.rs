@@ -125,11 +125,16 @@ grid = "grid"
 "#;
 
 /// A broker that is away (nothing listens on the discard port): the MQTT object says so, and
-/// the gateway goes on trying.
+/// the gateway goes on trying. The web page, whose password only an admin sets.
 const MQTT: &str = r#"
 [mqtt]
 host = "127.0.0.1"
 port = 9
+
+[web]
+bind = "127.0.0.1"
+port = 0
+writes = true
 "#;
 
 async fn setup(name: &str) -> Setup {
@@ -392,6 +397,7 @@ async fn introspection_matches_the_checked_in_description() {
         "/org/daisee/Gateway1/Ledger",
         "/org/daisee/Gateway1/Update",
         "/org/daisee/Gateway1/Mqtt",
+        "/org/daisee/Gateway1/Web",
     ] {
         let xml: String = call(
             &conn,
@@ -726,6 +732,29 @@ async fn busctl_works_and_others_may_read_but_not_change() {
     ]);
     assert!(!switch.status.success());
     assert_eq!(std::fs::read_to_string(&s.config).unwrap(), before);
+    let web = ["/org/daisee/Gateway1/Web", "org.daisee.Gateway1.Web"];
+    let set_password = |password| ["call", NAME, web[0], web[1], "SetPassword", "s", password];
+    let said = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let denied = s.busctl_as_nobody(&set_password("long enough"));
+    assert!(said(&denied).contains("Access denied"), "{}", said(&denied));
+    let url = s.busctl_as_nobody(&["get-property", NAME, web[0], web[1], "Url"]);
+    assert!(String::from_utf8_lossy(&url.stdout).starts_with("s \"http://127.0.0.1:"));
+    let short = s.busctl(&set_password("short"));
+    assert!(
+        said(&short).contains("a password of 8 to 1024 bytes"),
+        "{}",
+        said(&short)
+    );
+    let writes = ["get-property", NAME, web[0], web[1], "Writes"];
+    let shown = || {
+        String::from_utf8_lossy(&s.busctl(&writes).stdout)
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(shown(), "b false");
+    let set = s.busctl(&set_password("long enough"));
+    assert!(set.status.success(), "{}", said(&set));
+    assert_eq!(shown(), "b true");
 
     // Root may.
     let allowed = s.busctl(&[

@@ -22,7 +22,8 @@ use support::{Dir, Running};
 /// How long anything the tests wait for may take.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A home on simulated hardware with a history and the web page on a port the system picks.
+/// A home on simulated hardware with a history and the web page on a port the system picks,
+/// writes allowed.
 fn config(dir: &Path) -> String {
     format!(
         r#"[gateway]
@@ -74,6 +75,7 @@ flush_interval_ms = 1000
 [web]
 bind = "127.0.0.1"
 port = 0
+writes = true
 "#,
         dir.display()
     )
@@ -101,33 +103,81 @@ fn seed_history(dir: &Path) {
     store.flush().unwrap();
 }
 
-/// The agent of [`config`], and the address of its page (which it prints at start).
-fn agent(dir: &Dir) -> (Running, String) {
-    let data = dir.0.join("data");
-    seed_history(&data);
-    let config = dir.0.join("agent.toml");
-    std::fs::write(&config, self::config(&data)).unwrap();
-    let log = dir.0.join("agent.log");
-    let agent = Running(
-        Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
-            .args(["--dbus", "none", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let address = until("the agent's web page", || {
-        let text = std::fs::read_to_string(&log).ok()?;
-        let line = text.lines().find(|l| l.contains("the web page is at"))?;
-        Some(
-            line.split("http://")
-                .nth(1)?
-                .trim_end_matches('/')
-                .to_owned(),
-        )
-    });
-    (agent, address)
+/// The agent of [`config`] on a bus of its own, and the address of its page (which it prints
+/// at start).
+struct Home {
+    _bus: Running,
+    bus: String,
+    _agent: Running,
+    address: String,
+}
+
+impl Home {
+    fn start(dir: &Dir) -> Self {
+        let socket = dir.0.join("bus");
+        let bus = format!("unix:path={}", socket.display());
+        let bus_process = Running(
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--nopidfile"])
+                .arg(format!("--address={bus}"))
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dbus-daemon (Debian package dbus)"),
+        );
+        until("the bus", || socket.exists().then_some(()));
+        let data = dir.0.join("data");
+        seed_history(&data);
+        let config = dir.0.join("agent.toml");
+        std::fs::write(&config, self::config(&data)).unwrap();
+        let log = dir.0.join("agent.log");
+        let agent = Running(
+            Command::new(env!("CARGO_BIN_EXE_daisee-agent"))
+                .args(["--dbus", &bus, "--config"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        let address = until("the agent's web page", || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            let line = text.lines().find(|l| l.contains("the web page is at"))?;
+            Some(
+                line.split("http://")
+                    .nth(1)?
+                    .trim_end_matches('/')
+                    .to_owned(),
+            )
+        });
+        Home {
+            _bus: bus_process,
+            bus,
+            _agent: agent,
+            address,
+        }
+    }
+
+    /// Sets the page's password over D-Bus, with `busctl` as a person does.
+    fn set_password(&self, password: &str) {
+        let out = Command::new("busctl")
+            .arg(format!("--address={}", self.bus))
+            .args([
+                "call",
+                daisee_api::BUS_NAME,
+                daisee_api::WEB_PATH,
+                "org.daisee.Gateway1.Web",
+                "SetPassword",
+                "s",
+                password,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// Polls `check` until it gives a value.
@@ -156,8 +206,33 @@ fn request(address: &str, method: &str, path: &str, headers: &str) -> TcpStream 
 
 /// An HTTP/1.1 request to `address`: the status, the headers (lower-case names) and the body.
 fn http(address: &str, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
-    let close = "Content-Length: 0\r\nConnection: close\r\n";
-    let mut stream = request(address, method, path, close);
+    exchange(request(
+        address,
+        method,
+        path,
+        "Content-Length: 0\r\nConnection: close\r\n",
+    ))
+}
+
+/// A POST of JSON `body` to `address` with `headers` (each ending in CRLF): the status, the
+/// headers and the body of the answer.
+fn post(
+    address: &str,
+    path: &str,
+    body: &str,
+    headers: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let headers = format!(
+        "{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    let mut stream = request(address, "POST", path, &headers);
+    stream.write_all(body.as_bytes()).unwrap();
+    exchange(stream)
+}
+
+/// The answer on `stream`.
+fn exchange(mut stream: TcpStream) -> (u16, Vec<(String, String)>, String) {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
@@ -187,9 +262,10 @@ fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
 #[test]
 fn the_page_s_answers_are_read_only_bounded_and_clear() {
     let dir = Dir::new("web", "http");
-    let (_agent, address) = agent(&dir);
+    let home = Home::start(&dir);
+    let address = home.address.as_str();
 
-    let (status, headers, body) = http(&address, "GET", "/");
+    let (status, headers, body) = http(address, "GET", "/");
     assert_eq!(status, 200);
     assert!(body.contains("<title>DAISEE gateway</title>"));
     assert_eq!(
@@ -206,11 +282,11 @@ fn the_page_s_answers_are_read_only_bounded_and_clear() {
         "/uPlot.iife.min.js",
         "/uPlot.min.css",
     ] {
-        assert_eq!(http(&address, "GET", asset).0, 200, "{asset}");
+        assert_eq!(http(address, "GET", asset).0, 200, "{asset}");
     }
 
     let live = until("a poll", || {
-        let (status, _, body) = http(&address, "GET", "/api/live");
+        let (status, _, body) = http(address, "GET", "/api/live");
         (status == 200).then(|| serde_json::from_str::<Value>(&body).unwrap())
     });
     assert_eq!(live["gateway"], "home <b>&amp;");
@@ -220,7 +296,7 @@ fn the_page_s_answers_are_read_only_bounded_and_clear() {
     assert_eq!(live["relays"][0]["name"], "heater");
     assert_eq!(live["control"]["import_limit_mw"], 6_000_000);
 
-    let (status, _, body) = http(&address, "GET", "/api/history?channel=grid&span=hour");
+    let (status, _, body) = http(address, "GET", "/api/history?channel=grid&span=hour");
     assert_eq!(status, 200, "{body}");
     let plot: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(plot["step_ms"], 10_000);
@@ -229,28 +305,31 @@ fn the_page_s_answers_are_read_only_bounded_and_clear() {
     assert_eq!(points.len(), 360);
     let seeded = points.iter().filter(|p| !p.is_null()).count();
     assert!((290..=360).contains(&seeded), "{seeded} points with data");
-    let (status, _, body) = http(&address, "GET", "/api/history?channel=grid&span=week");
+    let (status, _, body) = http(address, "GET", "/api/history?channel=grid&span=week");
     assert_eq!(status, 200, "{body}");
     let week: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(week["at_ms"].as_array().unwrap().len(), 7 * 96);
 
-    let (status, _, body) = http(&address, "GET", "/api/history?channel=boiler&span=day");
+    let (status, _, body) = http(address, "GET", "/api/history?channel=boiler&span=day");
     assert_eq!(
         (status, body.as_str()),
         (404, r#"{"error":"no such channel"}"#)
     );
     assert_eq!(
-        http(&address, "GET", "/api/history?channel=grid&span=year").0,
+        http(address, "GET", "/api/history?channel=grid&span=year").0,
         400
     );
-    // Nothing on the page writes.
-    assert_eq!(http(&address, "POST", "/api/live").0, 405);
-    assert_eq!(http(&address, "PUT", "/").0, 405);
-    assert_eq!(http(&address, "GET", "/api/relay/heater").0, 404);
+    // Nothing on the page writes but a relay's switch, and that only once a password is set.
+    assert_eq!(http(address, "POST", "/api/live").0, 405);
+    assert_eq!(http(address, "PUT", "/").0, 405);
+    assert_eq!(http(address, "GET", "/api/relay/heater").0, 405);
+    let (status, _, body) = post(address, "/api/relay/heater", r#"{"state":"off"}"#, "");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("writes from the page are off"), "{body}");
 
     // At most 32 pages follow the live values; the next is told so, and the first still flows.
-    let followers: Vec<TcpStream> = (0..32).map(|_| follow(&address)).collect();
-    let (status, _, body) = http(&address, "GET", "/api/events");
+    let followers: Vec<TcpStream> = (0..32).map(|_| follow(address)).collect();
+    let (status, _, body) = http(address, "GET", "/api/events");
     assert_eq!((status, body.as_str()), (503, "too many pages open"));
     let mut first = BufReader::new(followers.into_iter().next().unwrap());
     let events = std::iter::from_fn(|| {
@@ -262,6 +341,90 @@ fn the_page_s_answers_are_read_only_bounded_and_clear() {
     .take(2)
     .count();
     assert_eq!(events, 2);
+}
+
+/// The session cookie an answer sets, as a request sends it back.
+fn session_cookie(headers: &[(String, String)]) -> String {
+    let set = header(headers, "set-cookie").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn writes_need_the_password_a_session_and_its_csrf_token() {
+    let dir = Dir::new("web", "writes");
+    let home = Home::start(&dir);
+    let address = home.address.as_str();
+    let off = r#"{"state":"off"}"#;
+
+    // No password yet: nobody logs in.
+    let (status, _, body) = post(address, "/api/login", r#"{"password":"anything"}"#, "");
+    assert_eq!(status, 403, "{body}");
+    home.set_password("correct horse");
+    let stored = std::fs::read_to_string(dir.0.join("data/web-password")).unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert!(!stored.contains("correct horse"));
+
+    // A write without a login.
+    let (status, _, body) = post(address, "/api/relay/heater", off, "");
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"error":"log in first"}"#)
+    );
+
+    // A wrong password: refused, answered late, and the next try must wait.
+    let start = Instant::now();
+    let (status, _, body) = post(address, "/api/login", r#"{"password":"wrong horse"}"#, "");
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"error":"wrong password"}"#)
+    );
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    let right = r#"{"password":"correct horse"}"#;
+    let (status, headers, _) = post(address, "/api/login", right, "");
+    assert_eq!(status, 429);
+    let wait: u64 = header(&headers, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    std::thread::sleep(Duration::from_secs(wait));
+
+    let (status, headers, body) = post(address, "/api/login", right, "");
+    assert_eq!(status, 200, "{body}");
+    let cookie = session_cookie(&headers);
+    let csrf: Value = serde_json::from_str(&body).unwrap();
+    let csrf = csrf["csrf"].as_str().unwrap().to_owned();
+    assert_eq!(csrf.len(), 64);
+
+    // The session without its token (a form of another site), or with a wrong one.
+    let with_cookie = format!("Cookie: {cookie}\r\n");
+    let (status, _, body) = post(address, "/api/relay/heater", off, &with_cookie);
+    assert_eq!(
+        (status, body.as_str()),
+        (403, r#"{"error":"missing or wrong CSRF token"}"#)
+    );
+    let wrong = format!("{with_cookie}X-CSRF-Token: {}\r\n", "0".repeat(64));
+    assert_eq!(post(address, "/api/relay/heater", off, &wrong).0, 403);
+    let both = format!("{with_cookie}X-CSRF-Token: {csrf}\r\n");
+    let (status, _, body) = post(address, "/api/relay/heater", r#"{"state":"dim"}"#, &both);
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"error":"state: on, off or auto"}"#)
+    );
+    assert_eq!(post(address, "/api/relay/kettle", off, &both).0, 404);
+    assert_eq!(post(address, "/api/relay/heater", off, &both).0, 204);
+    until("the heater held off by hand", || {
+        let (_, _, body) = http(address, "GET", "/api/live");
+        let live: Value = serde_json::from_str(&body).ok()?;
+        let heater = &live["relays"][0];
+        (heater["state"] == "off" && heater["mode"] == "manual").then_some(())
+    });
+
+    // A new password ends every session.
+    home.set_password("battery staple");
+    let (status, _, _) = post(address, "/api/relay/heater", r#"{"state":"auto"}"#, &both);
+    assert_eq!(status, 401);
 }
 
 /// A connection following `/api/events`, its answer's head read.
@@ -377,13 +540,24 @@ impl Browser {
             json!({ "width": 412, "height": 915, "deviceScaleFactor": 2, "mobile": true }),
         );
         self.call("Page.navigate", json!({ "url": url }));
+        let loaded = "location.protocol === 'http:' && document.readyState === 'complete'";
+        until("the page", || (self.eval(loaded) == true).then_some(()));
+    }
+
+    /// The value of `expression`, a promise, once it settles.
+    fn eval_async(&mut self, expression: &str) -> Value {
+        self.evaluate(expression, true)
     }
 
     /// The value of `expression` in the page.
     fn eval(&mut self, expression: &str) -> Value {
+        self.evaluate(expression, false)
+    }
+
+    fn evaluate(&mut self, expression: &str, settled: bool) -> Value {
         let result = self.call(
             "Runtime.evaluate",
-            json!({ "expression": expression, "returnByValue": true }),
+            json!({ "expression": expression, "returnByValue": true, "awaitPromise": settled }),
         );
         assert!(
             result["exceptionDetails"].is_null(),
@@ -401,7 +575,8 @@ fn screenshot_path() -> PathBuf {
 #[test]
 fn a_browser_sees_live_values_change_and_draws_the_history() {
     let dir = Dir::new("web", "browser");
-    let (_agent, address) = agent(&dir);
+    let home = Home::start(&dir);
+    let address = home.address.as_str();
     let mut browser = Browser::start(&dir.0.join("chromium"));
     browser.open_on_a_phone(&format!("http://{address}/"));
 
@@ -457,6 +632,39 @@ fn a_browser_sees_live_values_change_and_draws_the_history() {
     assert!(inked > 2_000, "{inked} pixels drawn");
     // A phone's width: nothing wider than the screen.
     assert!(browser.eval("document.documentElement.scrollWidth <= 412") == true);
+
+    // Writes: refused without a login; a wrong password refused and answered late; then the
+    // right one, and the heater switched off from its row.
+    home.set_password("correct horse");
+    let write = r"fetch('/api/relay/heater', { method: 'POST',
+        headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ state: 'off' }) })
+        .then((r) => r.status)";
+    assert_eq!(browser.eval_async(write), 401);
+    until("the login form", || {
+        (browser.eval("document.querySelector('#login').hidden") == false).then_some(())
+    });
+    let log_in = r"(async () => {
+        document.querySelector('#password').value = PASSWORD;
+        document.querySelector('#login button').click();
+        const error = document.querySelector('#login-error');
+        while (error.hidden && document.querySelector('#logged-in').hidden) {
+            await new Promise((r) => setTimeout(r, 50));
+        }
+        return error.hidden ? null : error.textContent;
+    })()";
+    let start = Instant::now();
+    let wrong = browser.eval_async(&log_in.replace("PASSWORD", "'wrong horse'"));
+    assert_eq!(wrong, "wrong password");
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(2));
+    let right = browser.eval_async(&log_in.replace("PASSWORD", "'correct horse'"));
+    assert!(right.is_null(), "{right}");
+    browser.eval("document.querySelector('#relays [data-name=heater] [data-state=off]').click()");
+    until("the heater off by hand on the page", || {
+        (browser.eval("document.querySelector('#relays [data-name=heater] .pill').textContent")
+            == "off · manual")
+            .then_some(())
+    });
 
     let shot = browser.call(
         "Page.captureScreenshot",

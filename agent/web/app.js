@@ -69,12 +69,13 @@ function showChannels(live) {
   }
 }
 
-function showRows(section, list, items, describe) {
+function showRows(section, list, items, describe, extra) {
   $(section).hidden = items.length === 0;
   for (const item of items) {
     const row = keyed($(list), item.name, () => {
       const made = element('li');
       made.append(element('span', 'name', item.name), element('span', 'pill'));
+      if (extra) made.append(extra(item));
       return made;
     });
     const [text, on] = describe(item);
@@ -106,13 +107,86 @@ function show(live) {
   showGrid(live);
   showChannels(live);
   showRows('#relays-section', '#relays', live.relays, (r) => [
-    `${r.state === null ? r.fault : r.state} · ${r.mode}`, r.state === 'on']);
+    `${r.state === null ? r.fault : r.state} · ${r.mode}`, r.state === 'on'], switches);
   showRows('#inverters-section', '#inverters', live.inverters, (i) => [
     `${i.fault ? i.fault : i.limit_percent === null ? 'full power' : `${i.limit_percent} %`} · ${i.mode}`,
     false]);
   showControl(live.control);
+  login.offer(live.writes);
   history.offer(live);
 }
+
+/** The on, off and auto buttons of a relay, shown once logged in. */
+function switches(relay) {
+  const group = element('span', 'switch');
+  group.hidden = !login.csrf;
+  for (const state of ['on', 'off', 'auto']) {
+    const button = element('button', '', state);
+    button.type = 'button';
+    button.dataset.state = state;
+    button.addEventListener('click', () => login.write(`/api/relay/${encodeURIComponent(relay.name)}`, { state }));
+    group.append(button);
+  }
+  return group;
+}
+
+/** Logging in, when the gateway lets the page write: the session's CSRF token, which each
+ * write carries in a header. */
+const login = {
+  csrf: null,
+  offered: false,
+
+  async offer(writes) {
+    if (!writes) {
+      $('#login').hidden = true;
+      $('#logged-in').hidden = true;
+      return;
+    }
+    if (this.offered) return;
+    this.offered = true;
+    $('#login').addEventListener('submit', (e) => { e.preventDefault(); this.enter(); });
+    $('#logout').addEventListener('click', () => this.leave());
+    const response = await fetch('/api/session');
+    this.show(response.ok ? (await response.json()).csrf : null);
+  },
+
+  show(csrf) {
+    this.csrf = csrf;
+    $('#login').hidden = !!csrf;
+    $('#logged-in').hidden = !csrf;
+    for (const group of document.querySelectorAll('.switch')) group.hidden = !csrf;
+  },
+
+  async enter() {
+    const error = $('#login-error');
+    error.hidden = true;
+    const response = await fetch('/api/login', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ password: $('#password').value }),
+    });
+    const body = await response.json();
+    $('#password').value = '';
+    error.hidden = response.ok;
+    error.textContent = body.error || '';
+    if (response.ok) this.show(body.csrf);
+  },
+
+  async leave() {
+    await this.write('/api/logout', {});
+    this.show(null);
+  },
+
+  async write(path, body) {
+    const response = await fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': this.csrf || '' },
+      body: JSON.stringify(body),
+    });
+    if (response.status === 401) this.show(null);
+    return response.ok;
+  },
+};
 
 function follow() {
   const events = new EventSource('/api/events');

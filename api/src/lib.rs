@@ -7,7 +7,7 @@ mod proxies;
 
 pub use proxies::{
     ConfigProxy, ControllerProxy, DialogueProxy, GatewayProxy, HistoryProxy, InverterProxy,
-    LedgerProxy, MeterProxy, MqttProxy, RelayProxy, UpdateProxy,
+    LedgerProxy, MeterProxy, MqttProxy, RelayProxy, UpdateProxy, WebProxy,
 };
 
 /// The bus name the agent owns.
@@ -33,6 +33,8 @@ pub const LEDGER_PATH: &str = "/org/daisee/Gateway1/Ledger";
 pub const UPDATE_PATH: &str = "/org/daisee/Gateway1/Update";
 /// The MQTT connection's object (when the gateway publishes to a broker).
 pub const MQTT_PATH: &str = "/org/daisee/Gateway1/Mqtt";
+/// The web page's object (when the gateway serves one).
+pub const WEB_PATH: &str = "/org/daisee/Gateway1/Web";
 
 /// The interface name a proxy carries (`interface_of::<RelayProxy>()`).
 pub fn interface_of<P: zbus::proxy::Defaults>() -> &'static str {

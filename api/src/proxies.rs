@@ -278,3 +278,20 @@ pub trait Mqtt {
     #[zbus(property)]
     fn commands(&self) -> zbus::Result<u64>;
 }
+
+/// The gateway's web page.
+#[proxy(
+    interface = "org.daisee.Gateway1.Web",
+    default_service = "org.daisee.Gateway1",
+    default_path = "/org/daisee/Gateway1/Web"
+)]
+pub trait Web {
+    /// Sets the page's password, kept as a hash; every session ends.
+    fn set_password(&self, password: &str) -> zbus::Result<()>;
+    /// The page's address.
+    #[zbus(property)]
+    fn url(&self) -> zbus::Result<String>;
+    /// Whether a person logged in on the page may switch relays.
+    #[zbus(property)]
+    fn writes(&self) -> zbus::Result<bool>;
+}

@@ -17,6 +17,9 @@ pub struct WebConfig {
     /// The address and port it listens on (every address, port 8080, unless set; port 0: one
     /// the system picks, which the agent prints at start).
     pub listen: SocketAddr,
+    /// Whether a person logged in on the page may switch relays (once a password is set over
+    /// D-Bus; its hash is kept in the store's directory).
+    pub writes: bool,
 }
 
 #[derive(Deserialize)]
@@ -24,10 +27,16 @@ pub struct WebConfig {
 pub(super) struct WebTable {
     bind: Option<String>,
     port: Option<u16>,
+    writes: Option<bool>,
 }
 
-/// The web page's settings, with their defaults.
-pub(super) fn web(at: &Locator<'_>, table: &Spanned<WebTable>) -> Result<WebConfig, ConfigError> {
+/// The web page's settings, with their defaults; writes need a `[store]` (`stored`) to keep the
+/// password's hash in.
+pub(super) fn web(
+    at: &Locator<'_>,
+    table: &Spanned<WebTable>,
+    stored: bool,
+) -> Result<WebConfig, ConfigError> {
     let (at, t) = (at.table(table.span(), "web"), table.get_ref());
     let bind = match &t.bind {
         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -38,8 +47,16 @@ pub(super) fn web(at: &Locator<'_>, table: &Spanned<WebTable>) -> Result<WebConf
             )
         })?,
     };
+    let writes = t.writes.unwrap_or(false);
+    if writes && !stored {
+        return Err(at.error(
+            "writes",
+            "writes need a [store]: the password's hash is kept in its directory",
+        ));
+    }
     Ok(WebConfig {
         listen: SocketAddr::new(bind, t.port.unwrap_or(DEFAULT_PORT)),
+        writes,
     })
 }
 
@@ -56,6 +73,7 @@ mod tests {
     fn every_address_on_port_8080_unless_set() {
         let web = parse("").unwrap().web.unwrap();
         assert_eq!(web.listen.to_string(), "0.0.0.0:8080");
+        assert!(!web.writes);
         let web = parse("bind = \"::1\"\nport = 9000\n").unwrap().web.unwrap();
         assert_eq!(web.listen.to_string(), "[::1]:9000");
     }

@@ -17,6 +17,7 @@ mod mqtt;
 mod read_only;
 mod relay;
 mod update;
+mod web;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use daisee_api::{
     BUS_NAME, CONFIG_PATH, CONTROLLER_PATH, DIALOGUE_PATH, GATEWAY_PATH, HISTORY_PATH, LEDGER_PATH,
-    MQTT_PATH, ROOT, UPDATE_PATH, inverter_path, meter_path, relay_path,
+    MQTT_PATH, ROOT, UPDATE_PATH, WEB_PATH, inverter_path, meter_path, relay_path,
 };
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -40,6 +41,7 @@ use crate::ledger::LedgerStatus;
 use crate::mqtt::MqttStatus;
 use crate::snapshot::Snapshot;
 use crate::update::{UpdateError, UpdateHandle};
+use crate::web::WebHandle;
 use changes::Changes;
 use config::ConfigObject;
 use controller::ControllerObject;
@@ -53,6 +55,7 @@ use mqtt::MqttObject;
 use read_only::ReadOnly;
 use relay::RelayObject;
 use update::UpdateObject;
+use web::WebObject;
 
 /// Which bus to serve on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +180,8 @@ pub struct Served {
     pub update: UpdateHandle,
     /// The MQTT connection's status, if the gateway publishes to a broker.
     pub mqtt: Option<watch::Receiver<MqttStatus>>,
+    /// The web page, if served.
+    pub web: Option<WebHandle>,
 }
 
 /// Starts the service: puts every object in place, owns the name (never taking it from another
@@ -191,6 +196,7 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
         ledger,
         update,
         mqtt,
+        web,
     } = served;
     let builder = bus.builder().map_err(ServeError::Connect)?;
     let config = file.config().clone();
@@ -235,6 +241,11 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
     put_update(&conn, update).await?;
     if let Some(status) = mqtt {
         put_mqtt(&conn, status).await?;
+    }
+    if let Some(handle) = web {
+        conn.object_server()
+            .at(WEB_PATH, ReadOnly(WebObject { handle }))
+            .await?;
     }
     own_name(&conn).await?;
     let objects = Objects::find(&conn, &config).await?;

@@ -14,7 +14,7 @@ use daisee_store::{Reader, SlotEnergy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use super::Site;
+use super::{Site, refused};
 
 /// The store's energy roll-up: 15 minutes.
 const ENERGY_SLOT_MS: i64 = 900_000;
@@ -80,30 +80,25 @@ struct Plot {
     power_mw: Vec<Option<i64>>,
 }
 
-/// An error the page shows.
-fn refused(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 /// `/api/history?channel=<name>&span=hour|day|week`, up to the gateway's latest poll.
 pub(super) async fn history(State(site): State<Arc<Site>>, Query(ask): Query<Ask>) -> Response {
     let history = &site.history;
     if !history.channels.contains(&ask.channel) {
-        return refused(StatusCode::NOT_FOUND, "no such channel".into());
+        return refused(StatusCode::NOT_FOUND, "no such channel");
     }
     let Some(path) = history.path.clone() else {
         return refused(
             StatusCode::NOT_FOUND,
-            "no history: the configuration has no [store]".into(),
+            "no history: the configuration has no [store]",
         );
     };
     // The gateway's clock, which a simulation may run apart from the wall's.
     let now = site.snapshots.borrow().as_ref().map(|s| s.at);
     let Some(now) = now else {
-        return refused(StatusCode::SERVICE_UNAVAILABLE, "no poll yet".into());
+        return refused(StatusCode::SERVICE_UNAVAILABLE, "no poll yet");
     };
     let Ok(_turn) = history.one_at_a_time.acquire().await else {
-        return refused(StatusCode::SERVICE_UNAVAILABLE, "stopping".into());
+        return refused(StatusCode::SERVICE_UNAVAILABLE, "stopping");
     };
     let span = ask.span;
     let step = span.step_ms();
@@ -130,8 +125,8 @@ pub(super) async fn history(State(site): State<Arc<Site>>, Query(ask): Query<Ask
     .await;
     match read {
         Ok(Ok(plot)) => Json(plot).into_response(),
-        Ok(Err(e)) => refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 

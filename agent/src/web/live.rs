@@ -37,6 +37,8 @@ impl About {
 struct Live<'s> {
     gateway: &'s str,
     grid: Option<&'s str>,
+    /// Whether a person may log in and switch relays.
+    writes: bool,
     at_ms: i64,
     channels: Vec<Channel<'s>>,
     relays: Vec<Relay<'s>>,
@@ -87,11 +89,13 @@ fn state(state: RelayState) -> &'static str {
     }
 }
 
-/// `snapshot` as the page reads it.
-fn json(about: &About, snapshot: &Snapshot) -> String {
+/// `snapshot` as the page of `site` reads it.
+fn json(site: &Site, snapshot: &Snapshot) -> String {
+    let about = &site.about;
     let live = Live {
         gateway: &about.gateway,
         grid: about.grid.as_deref(),
+        writes: site.access.writes(),
         at_ms: snapshot.at.0,
         channels: snapshot
             .channels
@@ -141,7 +145,7 @@ pub(super) async fn now(State(site): State<Arc<Site>>) -> Response {
     match latest {
         Some(snapshot) => (
             [(header::CONTENT_TYPE, "application/json")],
-            json(&site.about, &snapshot),
+            json(&site, &snapshot),
         )
             .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "no poll yet").into_response(),
@@ -162,7 +166,7 @@ pub(super) async fn events(State(site): State<Arc<Site>>) -> Response {
             let snapshot = next(&mut snapshots).await?;
             let event = Event::default()
                 .event("snapshot")
-                .data(json(&site.about, &snapshot));
+                .data(json(&site, &snapshot));
             Some((Ok::<_, Infallible>(event), (snapshots, site, viewer)))
         },
     );

@@ -1,22 +1,29 @@
 //! The web page adapter (`[web]`): serves the gateway's page on the LAN with live power from the
 //! snapshot watch (server-sent events), history plots from the store, and the relays', inverters'
-//! and demand response's state. It only reads: nothing on the page changes the gateway.
+//! and demand response's state. It reads only, unless `[web]` allows writes and a password is
+//! set over D-Bus: then a person logged in switches relays from it.
 
+mod access;
 mod assets;
 mod history;
 mod live;
+mod writes;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 
-use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
-use axum::routing::get;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use tokio::sync::{Semaphore, watch};
 
+pub use access::{Access, PasswordError};
+
 use crate::config::{Config, WebConfig};
+use crate::daemon::{Command, Handles};
 use crate::snapshot::Snapshot;
 
 /// Pages following the live values at once: each holds a connection and a task.
@@ -29,32 +36,57 @@ struct Site {
     snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     history: history::History,
     viewers: Arc<Semaphore>,
+    access: Arc<Access>,
+    relays: Vec<String>,
+    commands: SyncSender<Command>,
 }
 
-/// Serves the page on `web.listen` from a task of the current runtime; the address it listens
-/// on (the port the system chose, for port 0).
+/// The running page, for D-Bus.
+#[derive(Debug, Clone)]
+pub struct WebHandle {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its password and sessions.
+    pub access: Arc<Access>,
+}
+
+/// Serves the page on `web.listen` from a task of the current runtime, with the history in
+/// `store` (whose directory keeps the password's hash when writes are allowed).
 pub fn spawn(
     config: &Config,
     web: &WebConfig,
-    history: Option<PathBuf>,
-    snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
-) -> std::io::Result<SocketAddr> {
+    store: Option<&Path>,
+    handles: &Handles,
+) -> std::io::Result<WebHandle> {
     let listener = std::net::TcpListener::bind(web.listen)?;
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let address = listener.local_addr()?;
+    let access = Arc::new(Access::new(store.filter(|_| web.writes)));
     let site = Arc::new(Site {
         about: live::About::of(config),
-        snapshots,
-        history: history::History::new(history, config.channels()),
+        snapshots: handles.snapshots.clone(),
+        history: history::History::new(
+            store.map(|dir| dir.join("history.sqlite")),
+            config.channels(),
+        ),
         viewers: Arc::new(Semaphore::new(MAX_VIEWERS)),
+        access: Arc::clone(&access),
+        relays: config.relays.iter().map(|r| r.name.clone()).collect(),
+        commands: handles.commands.clone(),
     });
+    let service = routes(site).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, routes(site)).await {
+        if let Err(e) = axum::serve(listener, service).await {
             eprintln!("daisee-agent: the web page stopped: {e}");
         }
     });
-    Ok(address)
+    Ok(WebHandle { address, access })
+}
+
+/// An error the page shows: `{"error": message}`.
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// Every path the page has.
@@ -68,6 +100,10 @@ fn routes(site: Arc<Site>) -> Router {
         .route("/api/live", get(live::now))
         .route("/api/events", get(live::events))
         .route("/api/history", get(history::history))
+        .route("/api/login", post(writes::log_in))
+        .route("/api/session", get(writes::session))
+        .route("/api/logout", post(writes::log_out))
+        .route("/api/relay/{name}", post(writes::switch))
         .layer(axum::middleware::map_response(guarded))
         .with_state(site)
 }

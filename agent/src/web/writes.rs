@@ -1,0 +1,150 @@
+//! The page's writes, when `[web]` allows them and a password is set: logging in and out, and
+//! holding a relay on or off or giving it back to demand response. Each write needs the
+//! session's cookie and its CSRF token in the `X-CSRF-Token` header.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::TrySendError;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use daisee_hal::RelayState;
+use serde::Deserialize;
+
+use super::access::{Refusal, Session};
+use super::{Site, refused};
+use crate::daemon::Command;
+
+/// The session cookie's name.
+const COOKIE: &str = "daisee_session";
+/// The header a write carries its session's CSRF token in.
+const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session cookie the request carries.
+fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// The request's session, if it has one and carries the session's CSRF token; else the answer's
+/// status and why.
+fn authorised(site: &Site, headers: &HeaderMap) -> Result<Session, (StatusCode, &'static str)> {
+    if !site.access.writes() {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "writes from the page are off ([web] writes, and a password set over D-Bus)",
+        ));
+    }
+    let session = cookie(headers)
+        .and_then(|c| site.access.session(c))
+        .ok_or((StatusCode::UNAUTHORIZED, "log in first"))?;
+    let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    if csrf != Some(session.csrf.as_str()) {
+        return Err((StatusCode::FORBIDDEN, "missing or wrong CSRF token"));
+    }
+    Ok(session)
+}
+
+#[derive(Deserialize)]
+pub(super) struct Login {
+    password: String,
+}
+
+/// `POST /api/login` `{"password"}`: the session's cookie, and its CSRF token in the answer.
+pub(super) async fn log_in(
+    State(site): State<Arc<Site>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Json(login): Json<Login>,
+) -> Response {
+    match site.access.log_in(from.ip(), login.password).await {
+        Ok(session) => {
+            let cookie = format!(
+                "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
+                session.cookie
+            );
+            let mut answer = Json(serde_json::json!({ "csrf": session.csrf })).into_response();
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                answer.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            answer
+        }
+        Err(Refusal::NoPassword) => refused(
+            StatusCode::FORBIDDEN,
+            "no password is set: writes from the page are off",
+        ),
+        Err(Refusal::Wrong) => refused(StatusCode::UNAUTHORIZED, "wrong password"),
+        Err(Refusal::Wait(wait)) => {
+            let mut answer = refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many wrong passwords: wait before the next try",
+            );
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs() + 1));
+            answer
+        }
+    }
+}
+
+/// `GET /api/session`: the CSRF token of the request's session (a page loaded again keeps its
+/// login); another site's page cannot read the answer.
+pub(super) async fn session(State(site): State<Arc<Site>>, headers: HeaderMap) -> Response {
+    match cookie(&headers).and_then(|c| site.access.session(c)) {
+        Some(session) => Json(serde_json::json!({ "csrf": session.csrf })).into_response(),
+        None => refused(StatusCode::UNAUTHORIZED, "not logged in"),
+    }
+}
+
+/// `POST /api/logout`: ends the session.
+pub(super) async fn log_out(State(site): State<Arc<Site>>, headers: HeaderMap) -> Response {
+    if let Err((status, why)) = authorised(&site, &headers) {
+        return refused(status, why);
+    }
+    if let Some(cookie) = cookie(&headers) {
+        site.access.log_out(cookie);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct Switch {
+    /// `on`, `off` (held by hand) or `auto` (given back).
+    state: String,
+}
+
+/// `POST /api/relay/{name}` `{"state": "on" | "off" | "auto"}`.
+pub(super) async fn switch(
+    State(site): State<Arc<Site>>,
+    Path(relay): Path<String>,
+    headers: HeaderMap,
+    Json(switch): Json<Switch>,
+) -> Response {
+    if let Err((status, why)) = authorised(&site, &headers) {
+        return refused(status, why);
+    }
+    if !site.relays.contains(&relay) {
+        return refused(StatusCode::NOT_FOUND, "no such relay");
+    }
+    let state = match switch.state.as_str() {
+        "on" => Some(RelayState::On),
+        "off" => Some(RelayState::Off),
+        "auto" => None,
+        _ => return refused(StatusCode::BAD_REQUEST, "state: on, off or auto"),
+    };
+    match site.commands.try_send(Command::HoldRelay { relay, state }) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(TrySendError::Full(_)) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway is busy: try again",
+        ),
+        Err(TrySendError::Disconnected(_)) => {
+            refused(StatusCode::SERVICE_UNAVAILABLE, "the gateway is stopping")
+        }
+    }
+}
