@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use daisee_hal::sim::SimClock;
 use daisee_hal::{Clock, SystemClock, Timestamp};
 
-use crate::config::{Config, ConfigFile, DEMO, MAX_CONFIG_BYTES};
+use crate::config::{Config, ConfigFile, DEMO, MAX_CONFIG_BYTES, WebConfig};
 use crate::daemon::{Command, Daemon, Handles};
 use crate::dbus::{self, Bus};
 use crate::devices::Devices;
@@ -176,23 +176,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     });
     let web = config.web.as_ref().and_then(|settings| {
         let _entered = runtime.enter();
-        let store = config.store.as_ref().map(|s| s.dir.as_path());
-        web::spawn(&config, settings, store, &handles)
-            .inspect(|web| match web.address {
-                a if a.ip().is_unspecified() => eprintln!(
-                    "daisee-agent: the web page is at http://localhost:{}/ and on that port of every address",
-                    a.port()
-                ),
-                a => eprintln!("daisee-agent: the web page is at http://{a}/"),
-            })
-            // Metering and control go on without the page.
-            .map_err(|e| {
-                eprintln!(
-                    "daisee-agent: the web page on {}: {e}; running without it",
-                    settings.listen
-                );
-            })
-            .ok()
+        let community = web::Community {
+            dialogue: dialogue.clone(),
+            ledger: ledger.as_ref().map(|(status, _)| status.clone()),
+        };
+        serve_web(&config, settings, &handles, community)
     });
     let file = ConfigFile::new(path, source, config.clone());
     let served = dbus::Served {
@@ -217,6 +205,31 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     looped
         .join()
         .map_err(|_| anyhow::anyhow!("the main loop panicked"))
+}
+
+/// Serves the web page of `settings` and says where; the gateway runs on without it if it cannot.
+fn serve_web(
+    config: &Config,
+    settings: &WebConfig,
+    handles: &Handles,
+    community: web::Community,
+) -> Option<web::WebHandle> {
+    let store = config.store.as_ref().map(|s| s.dir.as_path());
+    web::spawn(config, settings, store, handles, community)
+        .inspect(|web| match web.address {
+            a if a.ip().is_unspecified() => eprintln!(
+                "daisee-agent: the web page is at http://localhost:{}/ and on that port of every address",
+                a.port()
+            ),
+            a => eprintln!("daisee-agent: the web page is at http://{a}/"),
+        })
+        .map_err(|e| {
+            eprintln!(
+                "daisee-agent: the web page on {}: {e}; running without it",
+                settings.listen
+            );
+        })
+        .ok()
 }
 
 /// Serves D-Bus as chosen; a system bus that is missing or refuses the agent only warns.

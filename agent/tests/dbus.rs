@@ -1358,3 +1358,35 @@ async fn an_inverter_is_limited_by_hand_and_given_back_by_its_owners_only() {
     let refused = String::from_utf8_lossy(&refused.stderr);
     assert!(refused.contains("daisee-admin"), "{refused}");
 }
+
+/// The web page shows the community's dialogue and the ledger beside the readings.
+#[tokio::test]
+async fn the_web_page_shows_the_dialogue_and_the_ledger() {
+    let s = setup("web").await;
+    let url = s.busctl(&[
+        "get-property",
+        NAME,
+        "/org/daisee/Gateway1/Web",
+        "org.daisee.Gateway1.Web",
+        "Url",
+    ]);
+    let url = String::from_utf8_lossy(&url.stdout).into_owned();
+    let address = url
+        .trim()
+        .trim_start_matches("s \"http://")
+        .trim_end_matches("/\"")
+        .to_owned();
+    let live = eventually(
+        async || {
+            let (status, _, body) = support::http(&address, "GET", "/api/live");
+            (status == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap())
+        },
+        Option::is_some,
+    )
+    .await
+    .unwrap();
+    assert_eq!(live["dialogue"]["community"], "alone", "{live}");
+    assert!(live["dialogue"]["peers"].is_u64(), "{live}");
+    assert!(live["ledger"]["queued"].is_u64(), "{live}");
+    assert!(live["ledger"]["error"].is_string(), "{live}");
+}

@@ -17,7 +17,7 @@ use base64::Engine;
 use daisee_hal::{Energy, MilliWatts, Timestamp};
 use daisee_store::{Retention, Store};
 use serde_json::{Value, json};
-use support::{Dir, Running};
+use support::{Dir, Running, header, http, post, request};
 
 /// How long anything the tests wait for may take.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -190,73 +190,6 @@ fn until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         assert!(start.elapsed() < PATIENCE, "waited in vain for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// A connection to `address` that sent `method` for `path` with `headers` (each ending in CRLF).
-fn request(address: &str, method: &str, path: &str, headers: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}\r\n"
-    )
-    .unwrap();
-    stream
-}
-
-/// An HTTP/1.1 request to `address`: the status, the headers (lower-case names) and the body.
-fn http(address: &str, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
-    exchange(request(
-        address,
-        method,
-        path,
-        "Content-Length: 0\r\nConnection: close\r\n",
-    ))
-}
-
-/// A POST of JSON `body` to `address` with `headers` (each ending in CRLF): the status, the
-/// headers and the body of the answer.
-fn post(
-    address: &str,
-    path: &str,
-    body: &str,
-    headers: &str,
-) -> (u16, Vec<(String, String)>, String) {
-    let headers = format!(
-        "{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    let mut stream = request(address, "POST", path, &headers);
-    stream.write_all(body.as_bytes()).unwrap();
-    exchange(stream)
-}
-
-/// The answer on `stream`.
-fn exchange(mut stream: TcpStream) -> (u16, Vec<(String, String)>, String) {
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
-}
-
-fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 #[test]

@@ -85,16 +85,44 @@ function showRows(section, list, items, describe, extra) {
   }
 }
 
-function showControl(control) {
-  $('#control-section').hidden = !control;
-  if (!control) return;
-  const rows = [
+/** A section of facts, `rows` of [name, value], hidden when there are none. */
+function showFacts(section, list, rows) {
+  $(section).hidden = !rows;
+  if (!rows) return;
+  $(list).replaceChildren(...rows.flatMap(([k, v]) => [element('dt', '', k), element('dd', '', v)]));
+}
+
+function time(ms) {
+  return ms ? new Date(ms).toLocaleString() : 'none yet';
+}
+
+function controlRows(control) {
+  return control && [
     ['grid', control.stale ? 'stale: loads in their safe states' : power(control.grid_mw)],
     ['import limit', control.import_limit_mw === null ? 'none' : power(control.import_limit_mw)],
     ['export limit', control.export_limit_mw === null ? 'none' : power(control.export_limit_mw)],
   ];
-  const list = $('#control');
-  list.replaceChildren(...rows.flatMap(([k, v]) => [element('dt', '', k), element('dd', '', v)]));
+}
+
+function dialogueRows(d) {
+  if (!d) return null;
+  const rows = [['community', `${d.community} · ${d.peers} peers`], ['last slot', time(d.slot_ms)]];
+  if (d.no_trade) return [...rows, ['outcome', `no trade: ${d.no_trade}`]];
+  if (d.price === null) return rows;
+  return [...rows,
+    ['price', `${(d.price / 1e6).toFixed(4)} per kWh`],
+    ['allocation', power(d.allocation_mw)],
+    ['kept in the community', power(d.kept_local_mw)]];
+}
+
+function ledgerRows(l) {
+  return l && [
+    ['last commitment', time(l.last_interval_ms)],
+    ['last settlement', time(l.last_slot_ms)],
+    ['waiting for the chain', String(l.queued)],
+    ['credits', l.credits || 'not read yet'],
+    ...(l.error ? [['chain', l.error]] : []),
+  ];
 }
 
 function show(live) {
@@ -111,7 +139,9 @@ function show(live) {
   showRows('#inverters-section', '#inverters', live.inverters, (i) => [
     `${i.fault ? i.fault : i.limit_percent === null ? 'full power' : `${i.limit_percent} %`} · ${i.mode}`,
     false]);
-  showControl(live.control);
+  showFacts('#control-section', '#control', controlRows(live.control));
+  showFacts('#dialogue-section', '#dialogue', dialogueRows(live.dialogue));
+  showFacts('#ledger-section', '#ledger', ledgerRows(live.ledger));
   login.offer(live.writes);
   history.offer(live);
 }

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 use super::Site;
 use crate::config::Config;
+use crate::dialogue::DialogueStatus;
+use crate::ledger::LedgerStatus;
 use crate::snapshot::Snapshot;
 
 /// What the page shows beside the snapshot.
@@ -44,6 +46,8 @@ struct Live<'s> {
     relays: Vec<Relay<'s>>,
     inverters: Vec<Inverter<'s>>,
     control: Option<Control>,
+    dialogue: Option<Dialogue>,
+    ledger: Option<Ledger>,
 }
 
 #[derive(Serialize)]
@@ -80,6 +84,60 @@ struct Control {
     stale: bool,
     import_limit_mw: Option<i64>,
     export_limit_mw: Option<i64>,
+}
+
+/// The machine dialogue: the community, and how its latest settled slot ended.
+#[derive(Serialize)]
+struct Dialogue {
+    community: String,
+    peers: u32,
+    slot_ms: Option<i64>,
+    /// Why the slot did not clear; null when it did.
+    no_trade: Option<String>,
+    /// The clearing price, in micro-units per kWh.
+    price: Option<i64>,
+    allocation_mw: Option<i64>,
+    kept_local_mw: Option<i64>,
+}
+
+impl Dialogue {
+    fn of(status: &DialogueStatus) -> Self {
+        let last = status.last.as_ref();
+        let cleared = last.and_then(|o| o.cleared.as_ref().ok());
+        Dialogue {
+            community: status.community.clone(),
+            peers: status.peers,
+            slot_ms: last.map(|o| o.slot),
+            no_trade: last.and_then(|o| o.cleared.as_ref().err().cloned()),
+            price: cleared.map(|(c, _)| c.price),
+            allocation_mw: cleared.map(|(_, mw)| *mw),
+            kept_local_mw: cleared.map(|(c, _)| c.kept_mw),
+        }
+    }
+}
+
+/// The ledger: its latest commitment and what waits for the chain.
+#[derive(Serialize)]
+struct Ledger {
+    /// 0 before the first.
+    last_interval_ms: i64,
+    last_slot_ms: i64,
+    queued: u64,
+    credits: String,
+    /// Why the chain is not reached; empty when it is.
+    error: String,
+}
+
+impl Ledger {
+    fn of(status: &LedgerStatus) -> Self {
+        Ledger {
+            last_interval_ms: status.last_interval,
+            last_slot_ms: status.last_slot,
+            queued: status.queued,
+            credits: status.credits.clone(),
+            error: status.error.clone(),
+        }
+    }
 }
 
 fn state(state: RelayState) -> &'static str {
@@ -135,6 +193,16 @@ fn json(site: &Site, snapshot: &Snapshot) -> String {
             import_limit_mw: c.relays.import_limit.map(|p| p.0),
             export_limit_mw: c.export_limit.map(|p| p.0),
         }),
+        dialogue: site
+            .community
+            .dialogue
+            .as_ref()
+            .map(|d| Dialogue::of(&d.borrow())),
+        ledger: site
+            .community
+            .ledger
+            .as_ref()
+            .map(|l| Ledger::of(&l.borrow())),
     };
     serde_json::to_string(&live).expect("the live values serialize")
 }

@@ -24,6 +24,8 @@ pub use access::{Access, PasswordError};
 
 use crate::config::{Config, WebConfig};
 use crate::daemon::{Command, Handles};
+use crate::dialogue::DialogueStatus;
+use crate::ledger::LedgerStatus;
 use crate::snapshot::Snapshot;
 
 /// Pages following the live values at once: each holds a connection and a task.
@@ -34,11 +36,21 @@ struct Site {
     /// The gateway's name and grid channel, for the page's title and power flow.
     about: live::About,
     snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    community: Community,
     history: history::History,
     viewers: Arc<Semaphore>,
     access: Arc<Access>,
     relays: Vec<String>,
     commands: SyncSender<Command>,
+}
+
+/// The community's adapters the page shows, when they run.
+#[derive(Debug, Default)]
+pub struct Community {
+    /// The machine dialogue's status.
+    pub dialogue: Option<watch::Receiver<DialogueStatus>>,
+    /// The ledger's status.
+    pub ledger: Option<watch::Receiver<LedgerStatus>>,
 }
 
 /// The running page, for D-Bus.
@@ -57,6 +69,7 @@ pub fn spawn(
     web: &WebConfig,
     store: Option<&Path>,
     handles: &Handles,
+    community: Community,
 ) -> std::io::Result<WebHandle> {
     let listener = std::net::TcpListener::bind(web.listen)?;
     listener.set_nonblocking(true)?;
@@ -66,6 +79,7 @@ pub fn spawn(
     let site = Arc::new(Site {
         about: live::About::of(config),
         snapshots: handles.snapshots.clone(),
+        community,
         history: history::History::new(
             store.map(|dir| dir.join("history.sqlite")),
             config.channels(),
