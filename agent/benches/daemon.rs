@@ -495,7 +495,7 @@ fn main() {
         measure_with_updates(Path::new(&binary), &dir, &bus);
     row(
         &format!(
-            "  with the update check on, {checks} feeds read (after the first: {:.1} MiB)",
+            "  update check on: {checks} feeds, {:.1} MiB after 1st",
             after_first as f64 / 1024.0
         ),
         share,

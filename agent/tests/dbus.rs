@@ -815,6 +815,11 @@ async fn daiseectl_reads_switches_configures_and_exports() {
         "{status}"
     );
     assert!(
+        status.lines().any(|l| l.starts_with("web page: http://127.0.0.1:")
+            && l.ends_with(", it reads only")),
+        "{status}"
+    );
+    assert!(
         status
             .lines()
             .any(|l| l.starts_with("address 0x") && l.len() == 50),

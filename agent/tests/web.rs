@@ -263,7 +263,10 @@ fn the_page_s_answers_are_read_only_bounded_and_clear() {
     // At most 32 pages follow the live values; the next is told so, and the first still flows.
     let followers: Vec<TcpStream> = (0..32).map(|_| follow(address)).collect();
     let (status, _, body) = http(address, "GET", "/api/events");
-    assert_eq!((status, body.as_str()), (503, "too many pages open"));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"error":"too many pages open"}"#)
+    );
     let mut first = BufReader::new(followers.into_iter().next().unwrap());
     let events = std::iter::from_fn(|| {
         let mut line = String::new();
@@ -300,6 +303,10 @@ fn writes_need_the_password_a_session_and_its_csrf_token() {
     let stored = std::fs::read_to_string(dir.0.join("data/web-password")).unwrap();
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     assert!(!stored.contains("correct horse"));
+
+    // A body larger than any the page sends is not read.
+    let long = format!(r#"{{"password":"{}"}}"#, "x".repeat(10_000));
+    assert_eq!(post(address, "/api/login", &long, "").0, 413);
 
     // A write without a login.
     let (status, _, body) = post(address, "/api/relay/heater", off, "");

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use daisee_api::{
     BUS_NAME, ConfigProxy, ControllerProxy, DialogueProxy, GatewayProxy, InverterProxy, MeterProxy,
-    MqttProxy, ROOT, RelayProxy, UpdateProxy, interface_of,
+    MqttProxy, ROOT, RelayProxy, UpdateProxy, WebProxy, interface_of,
 };
 use zbus::Connection;
 use zbus::fdo::{ManagedObjects, ObjectManagerProxy};
@@ -194,6 +194,14 @@ pub(crate) async fn status(conn: &Connection) -> zbus::Result<()> {
     }
     if let Some(m) = with(&objects, interface_of::<MqttProxy<'_>>()).first() {
         println!("{}", mqtt_line(m));
+    }
+    if let Some(w) = with(&objects, interface_of::<WebProxy<'_>>()).first() {
+        let writes = if flag(w, "Writes") {
+            "relays switch from it after a login"
+        } else {
+            "it reads only"
+        };
+        println!("web page: {}, {writes}", text(w, "Url"));
     }
     println!();
     meters(&objects)?;

@@ -4,7 +4,7 @@
 //! CSRF protection). Failed logins from one address wait longer and longer.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,8 @@ const SESSION: Duration = Duration::from_secs(12 * 3600);
 const MAX_SESSIONS: usize = 16;
 /// Addresses whose failed logins are remembered at once.
 const MAX_FAILING: usize = 1024;
+/// The largest password hash file read.
+const MAX_HASH_BYTES: u64 = 4096;
 /// Every wrong password is answered after this long.
 pub(super) const WRONG_ANSWER_AFTER: Duration = Duration::from_secs(1);
 /// The longest wait after failed logins.
@@ -53,6 +55,8 @@ pub(super) enum Refusal {
     Wrong,
     /// Too many wrong ones from this address: wait this long.
     Wait(Duration),
+    /// No session could be opened (no random bytes).
+    Unavailable,
 }
 
 /// An open session: its cookie and the token its writes carry.
@@ -87,7 +91,7 @@ impl Access {
         let file = dir.map(|d| d.join(PASSWORD_FILE));
         let hash = file
             .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|f| read_bounded(f).ok())
             .map(|h| h.trim().to_owned())
             .filter(|h| PasswordHash::new(h).is_ok());
         Access {
@@ -160,11 +164,8 @@ impl Access {
             .clone();
         let hash = hash.ok_or(Refusal::NoPassword)?;
         let right = {
-            let _turn = self
-                .hashing
-                .acquire()
-                .await
-                .map_err(|_| Refusal::NoPassword)?;
+            // Never closed: the permit always comes, in turn.
+            let _turn = self.hashing.acquire().await.ok();
             tokio::task::spawn_blocking(move || {
                 PasswordHash::new(&hash).is_ok_and(|h| {
                     Argon2::default()
@@ -182,8 +183,8 @@ impl Access {
         }
         self.failing().remove(&from);
         let session = Session {
-            cookie: token().map_err(|_| Refusal::NoPassword)?,
-            csrf: token().map_err(|_| Refusal::NoPassword)?,
+            cookie: token().map_err(|_| Refusal::Unavailable)?,
+            csrf: token().map_err(|_| Refusal::Unavailable)?,
         };
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         sessions.retain(|(_, until)| *until > now);
@@ -234,6 +235,15 @@ impl Access {
         let wait = Duration::from_secs(1 << (f.count - 1).min(16)).min(MOST_WAIT);
         f.until = now + wait;
     }
+}
+
+/// The text of `file`, at most [`MAX_HASH_BYTES`] of it.
+fn read_bounded(file: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    std::fs::File::open(file)?
+        .take(MAX_HASH_BYTES)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// 32 random bytes in hex.

@@ -13,7 +13,7 @@ use daisee_hal::RelayState;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::Site;
+use super::{Site, refused};
 use crate::config::Config;
 use crate::dialogue::DialogueStatus;
 use crate::ledger::LedgerStatus;
@@ -216,14 +216,14 @@ pub(super) async fn now(State(site): State<Arc<Site>>) -> Response {
             json(&site, &snapshot),
         )
             .into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no poll yet").into_response(),
+        None => refused(StatusCode::SERVICE_UNAVAILABLE, "no poll yet"),
     }
 }
 
 /// Every snapshot from now on as an event; 503 when [`super::MAX_VIEWERS`] pages follow already.
 pub(super) async fn events(State(site): State<Arc<Site>>) -> Response {
     let Ok(viewer) = Arc::clone(&site.viewers).try_acquire_owned() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many pages open").into_response();
+        return refused(StatusCode::SERVICE_UNAVAILABLE, "too many pages open");
     };
     let mut snapshots = site.snapshots.clone();
     // The current snapshot first, then each new one.

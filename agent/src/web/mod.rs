@@ -30,6 +30,8 @@ use crate::snapshot::Snapshot;
 
 /// Pages following the live values at once: each holds a connection and a task.
 const MAX_VIEWERS: usize = 32;
+/// The largest request body taken.
+const MAX_BODY_BYTES: usize = 4096;
 
 /// What the handlers share.
 struct Site {
@@ -118,6 +120,8 @@ fn routes(site: Arc<Site>) -> Router {
         .route("/api/session", get(writes::session))
         .route("/api/logout", post(writes::log_out))
         .route("/api/relay/{name}", post(writes::switch))
+        // Logins and switches are a few bytes; nothing the page takes is larger.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(guarded))
         .with_state(site)
 }

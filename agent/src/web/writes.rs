@@ -79,6 +79,10 @@ pub(super) async fn log_in(
             "no password is set: writes from the page are off",
         ),
         Err(Refusal::Wrong) => refused(StatusCode::UNAUTHORIZED, "wrong password"),
+        Err(Refusal::Unavailable) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no session could be opened: try again",
+        ),
         Err(Refusal::Wait(wait)) => {
             let mut answer = refused(
                 StatusCode::TOO_MANY_REQUESTS,
