@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use daisee_hal::sim::SimClock;
 use daisee_hal::{Clock, SystemClock, Timestamp};
 
-use crate::config::{Config, ConfigFile, DEMO, MAX_CONFIG_BYTES, WebConfig};
+use crate::config::{Config, ConfigFile, DEMO, MAX_CONFIG_BYTES, SharedConfig, WebConfig};
 use crate::daemon::{Command, Daemon, Handles};
 use crate::dbus::{self, Bus};
 use crate::devices::Devices;
@@ -174,17 +174,20 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             .map_err(|e| eprintln!("daisee-agent: MQTT: {e}; running without it"))
             .ok()
     });
+    let shared = SharedConfig::new(
+        ConfigFile::new(path, source, config.clone()),
+        handles.commands.clone(),
+    );
     let web = config.web.as_ref().and_then(|settings| {
         let _entered = runtime.enter();
         let community = web::Community {
             dialogue: dialogue.clone(),
             ledger: ledger.as_ref().map(|(status, _)| status.clone()),
         };
-        serve_web(&config, settings, &handles, community)
+        serve_web(&config, settings, &handles, &shared, community)
     });
-    let file = ConfigFile::new(path, source, config.clone());
     let served = dbus::Served {
-        file,
+        config: shared,
         handles: handles.clone(),
         history,
         address,
@@ -212,10 +215,11 @@ fn serve_web(
     config: &Config,
     settings: &WebConfig,
     handles: &Handles,
+    shared: &SharedConfig,
     community: web::Community,
 ) -> Option<web::WebHandle> {
     let store = config.store.as_ref().map(|s| s.dir.as_path());
-    web::spawn(config, settings, store, handles, community)
+    web::spawn(config, settings, store, handles, shared.clone(), community)
         .inspect(|web| match web.address {
             a if a.ip().is_unspecified() => eprintln!(
                 "daisee-agent: the web page is at http://localhost:{}/ and on that port of every address",

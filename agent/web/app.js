@@ -27,6 +27,15 @@ function keyed(list, name, make) {
   return made;
 }
 
+/** The error an answer carries (`{"error"}`), or its status. */
+async function said(response) {
+  try {
+    return (await response.json()).error || response.statusText;
+  } catch {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
 function element(tag, className, text) {
   const e = document.createElement(tag);
   if (className) e.className = className;
@@ -175,6 +184,7 @@ const login = {
     if (this.offered) return;
     this.offered = true;
     $('#login').addEventListener('submit', (e) => { e.preventDefault(); this.enter(); });
+    $('#limit-form').addEventListener('submit', (e) => { e.preventDefault(); this.setLimit(); });
     $('#logout').addEventListener('click', () => this.leave());
     const response = await fetch('/api/session');
     this.show(response.ok ? (await response.json()).csrf : null);
@@ -184,6 +194,7 @@ const login = {
     this.csrf = csrf;
     $('#login').hidden = !!csrf;
     $('#logged-in').hidden = !csrf;
+    $('#limit-form').hidden = !csrf;
     for (const group of document.querySelectorAll('.switch')) group.hidden = !csrf;
   },
 
@@ -195,16 +206,29 @@ const login = {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ password: $('#password').value }),
     });
-    const body = await response.json();
     $('#password').value = '';
-    error.hidden = response.ok;
-    error.textContent = body.error || '';
-    if (response.ok) this.show(body.csrf);
+    if (response.ok) {
+      this.show((await response.json()).csrf);
+    } else {
+      error.textContent = await said(response);
+      error.hidden = false;
+    }
   },
 
   async leave() {
     await this.write('/api/logout', {});
     this.show(null);
+  },
+
+  /** The import limit from its field, written to the configuration. */
+  async setLimit() {
+    const error = $('#limit-error');
+    error.hidden = true;
+    const response = await this.write('/api/limit/import', { watts: Number($('#import-limit').value) });
+    if (!response.ok) {
+      error.textContent = await said(response);
+      error.hidden = false;
+    }
   },
 
   async write(path, body) {
@@ -214,7 +238,7 @@ const login = {
       body: JSON.stringify(body),
     });
     if (response.status === 401) this.show(null);
-    return response.ok;
+    return response;
   },
 };
 
@@ -225,6 +249,8 @@ function follow() {
     const status = $('#status');
     status.className = 'waiting';
     status.textContent = 'reconnecting…';
+    // Refused (too many pages open): the browser gives up, so try again in a while.
+    if (events.readyState === EventSource.CLOSED) setTimeout(follow, 5000);
   });
 }
 
@@ -234,6 +260,8 @@ const history = {
   span: 'hour',
   plot: null,
   timer: null,
+  /** The latest request: an answer to an earlier one is dropped. */
+  asked: 0,
 
   /** Fills the channel list from the first live values, the grid chosen first. */
   offer(live) {
@@ -262,10 +290,12 @@ const history = {
     this.timer = setTimeout(() => this.load(), 60000);
     const error = $('#history-error');
     const query = new URLSearchParams({ channel: this.channel, span: this.span });
+    const asked = ++this.asked;
     try {
       const response = await fetch(`/api/history?${query}`);
+      if (!response.ok) throw new Error(await said(response));
       const body = await response.json();
-      if (!response.ok) throw new Error(body.error || response.statusText);
+      if (asked !== this.asked) return;
       error.hidden = true;
       this.draw(body);
     } catch (e) {
@@ -279,7 +309,7 @@ const history = {
     const watts = body.power_mw.map((p) => (p === null ? null : p / 1000));
     const box = $('#plot');
     box.dataset.points = String(watts.filter((w) => w !== null).length);
-    box.dataset.span = this.span;
+    box.dataset.stepMs = String(body.step_ms);
     if (this.plot) this.plot.destroy();
     const ink = getComputedStyle(document.body).color;
     const axis = { stroke: ink, grid: { stroke: 'rgba(128,128,128,0.2)' } };

@@ -34,7 +34,7 @@ use zbus::Connection;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use zbus::object_server::{Interface, InterfaceRef};
 
-use crate::config::ConfigFile;
+use crate::config::SharedConfig;
 use crate::daemon::{Command, Handles};
 use crate::dialogue::DialogueStatus;
 use crate::ledger::LedgerStatus;
@@ -164,8 +164,8 @@ fn shorten(text: &str) -> String {
 
 /// What the service serves.
 pub struct Served {
-    /// The configuration, as read.
-    pub file: ConfigFile,
+    /// The configuration, shared with the other adapters that change it.
+    pub config: SharedConfig,
     /// The daemon's handles.
     pub handles: Handles,
     /// The history file, if kept.
@@ -188,7 +188,7 @@ pub struct Served {
 /// agent), and follows the daemon's snapshots and the dialogue's status.
 pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
     let Served {
-        file,
+        config: shared,
         handles,
         history,
         address,
@@ -199,7 +199,10 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
         web,
     } = served;
     let builder = bus.builder().map_err(ServeError::Connect)?;
-    let config = file.config().clone();
+    let (config, revision) = {
+        let file = shared.file();
+        (file.config().clone(), file.revision())
+    };
     let channels: Vec<String> = config.channels().map(str::to_owned).collect();
     let conn = builder
         .serve_at(ROOT, zbus::fdo::ObjectManager)?
@@ -208,17 +211,11 @@ pub async fn serve(bus: Bus, served: Served) -> Result<Connection, ServeError> {
             ReadOnly(GatewayObject {
                 name: config.name.clone(),
                 address,
-                revision: file.revision(),
+                revision,
                 snapshots: handles.snapshots.clone(),
             }),
         )?
-        .serve_at(
-            CONFIG_PATH,
-            ReadOnly(ConfigObject {
-                file: Arc::new(std::sync::Mutex::new(file)),
-                commands: handles.commands.clone(),
-            }),
-        )?
+        .serve_at(CONFIG_PATH, ReadOnly(ConfigObject { config: shared }))?
         .serve_at(CONTROLLER_PATH, ReadOnly(ControllerObject::default()))?
         .serve_at(
             HISTORY_PATH,

@@ -1,6 +1,7 @@
 //! The feed and the bundles are fetched by a short-lived child: the agent's own binary run with
-//! `--fetch`. The HTTP and TLS client, and the server's bytes it parses, then never live in the
-//! agent, whose memory stays what it is without updates between two checks hours apart.
+//! `--fetch`. The HTTP and TLS client and the HTTP and TLS parsing of the server's bytes then never
+//! live in the agent, whose memory stays what it is without updates between two checks hours
+//! apart; only the feed's JSON (at most 1 MiB) is read back here.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

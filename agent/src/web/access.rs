@@ -19,8 +19,8 @@ use tokio::sync::Semaphore;
 const PASSWORD_FILE: &str = "web-password";
 /// The shortest and longest password, in bytes.
 const PASSWORD_BYTES: std::ops::RangeInclusive<usize> = 8..=1024;
-/// How long a session lasts.
-const SESSION: Duration = Duration::from_secs(12 * 3600);
+/// How long a session lasts: a day's use of the page without logging in again.
+pub(super) const SESSION: Duration = Duration::from_secs(12 * 3600);
 /// Sessions at once: the oldest ends when another opens.
 const MAX_SESSIONS: usize = 16;
 /// Addresses whose failed logins are remembered at once.
@@ -47,7 +47,7 @@ pub enum PasswordError {
 }
 
 /// Why a login was refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum Refusal {
     /// No password is set: nobody can log in.
     NoPassword,
@@ -57,6 +57,8 @@ pub(super) enum Refusal {
     Wait(Duration),
     /// No session could be opened (no random bytes).
     Unavailable,
+    /// Another login is being checked.
+    Busy,
 }
 
 /// An open session: its cookie and the token its writes carry.
@@ -153,7 +155,13 @@ impl Access {
     /// Checks `password` from `from`: a new session, or why not. A wrong password is answered
     /// after [`WRONG_ANSWER_AFTER`], and makes `from` wait before its next try.
     pub(super) async fn log_in(&self, from: IpAddr, password: String) -> Result<Session, Refusal> {
+        // One password checked at a time, the address's wait read after its turn came: a burst
+        // of logins from one address gets one guess, not one each.
+        let Ok(turn) = self.hashing.try_acquire() else {
+            return Err(Refusal::Busy);
+        };
         let now = Instant::now();
+        let from = address_of(from);
         if let Some(f) = self.failing().get(&from).filter(|f| f.until > now) {
             return Err(Refusal::Wait(f.until - now));
         }
@@ -161,23 +169,21 @@ impl Access {
             .hash
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let hash = hash.ok_or(Refusal::NoPassword)?;
-        let right = {
-            // Never closed: the permit always comes, in turn.
-            let _turn = self.hashing.acquire().await.ok();
-            tokio::task::spawn_blocking(move || {
-                PasswordHash::new(&hash).is_ok_and(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
+            .clone()
+            .ok_or(Refusal::NoPassword)?;
+        let checked = hash.clone();
+        let right = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&checked).is_ok_and(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
             })
-            .await
-            .unwrap_or(false)
-        };
+        })
+        .await
+        .unwrap_or(false);
         if !right {
             self.failed(from);
+            drop(turn);
             tokio::time::sleep(WRONG_ANSWER_AFTER.saturating_sub(now.elapsed())).await;
             return Err(Refusal::Wrong);
         }
@@ -187,6 +193,16 @@ impl Access {
             csrf: token().map_err(|_| Refusal::Unavailable)?,
         };
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        // A password set while this one was checked ends this session before it opens.
+        if self
+            .hash
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_deref()
+            != Some(&hash)
+        {
+            return Err(Refusal::Wrong);
+        }
         sessions.retain(|(_, until)| *until > now);
         if sessions.len() >= MAX_SESSIONS {
             sessions.remove(0);
@@ -246,6 +262,17 @@ fn read_bounded(file: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// Whose failed logins an address counts for: itself, or for IPv6 its /64, which one host may
+/// pick addresses from at will.
+fn address_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into())
+        }
+        other => other,
+    }
+}
+
 /// 32 random bytes in hex.
 fn token() -> std::io::Result<String> {
     let mut bytes = [0; 32];
@@ -254,7 +281,7 @@ fn token() -> std::io::Result<String> {
 }
 
 /// Whether two tokens are equal, in a time that does not tell how much of them is.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0, |d, (x, y)| d | (x ^ y)) == 0
 }
 
@@ -295,6 +322,16 @@ mod tests {
             waits.push((f.until - Instant::now()).as_secs_f64().round() as u64);
         }
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(address_of(a), address_of(b));
+        assert_eq!(address_of(a).to_string(), "2001:db8:1:2::");
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(address_of(v4), v4);
     }
 
     #[test]

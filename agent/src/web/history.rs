@@ -72,7 +72,7 @@ pub(super) struct Ask {
 }
 
 /// A plot's points: the start of each step and the average power in it (null: no data).
-#[derive(Debug, PartialEq, Eq, Serialize)]
+#[derive(Serialize)]
 struct Plot {
     channel: String,
     step_ms: i64,

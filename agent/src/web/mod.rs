@@ -6,6 +6,7 @@
 mod access;
 mod assets;
 mod history;
+mod listener;
 mod live;
 mod writes;
 
@@ -22,7 +23,7 @@ use tokio::sync::{Semaphore, watch};
 
 pub use access::{Access, PasswordError};
 
-use crate::config::{Config, WebConfig};
+use crate::config::{Config, SharedConfig, WebConfig};
 use crate::daemon::{Command, Handles};
 use crate::dialogue::DialogueStatus;
 use crate::ledger::LedgerStatus;
@@ -44,6 +45,8 @@ struct Site {
     access: Arc<Access>,
     relays: Vec<String>,
     commands: SyncSender<Command>,
+    /// The configuration, whose limits a person logged in changes.
+    settings: SharedConfig,
 }
 
 /// The community's adapters the page shows, when they run.
@@ -71,6 +74,7 @@ pub fn spawn(
     web: &WebConfig,
     store: Option<&Path>,
     handles: &Handles,
+    settings: SharedConfig,
     community: Community,
 ) -> std::io::Result<WebHandle> {
     let listener = std::net::TcpListener::bind(web.listen)?;
@@ -90,8 +94,10 @@ pub fn spawn(
         access: Arc::clone(&access),
         relays: config.relays.iter().map(|r| r.name.clone()).collect(),
         commands: handles.commands.clone(),
+        settings,
     });
-    let service = routes(site).into_make_service_with_connect_info::<SocketAddr>();
+    let service = routes(site).into_make_service_with_connect_info::<listener::Peer>();
+    let listener = listener::Bounded::new(listener);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, service).await {
             eprintln!("daisee-agent: the web page stopped: {e}");
@@ -120,6 +126,8 @@ fn routes(site: Arc<Site>) -> Router {
         .route("/api/session", get(writes::session))
         .route("/api/logout", post(writes::log_out))
         .route("/api/relay/{name}", post(writes::switch))
+        .route("/api/limit/{which}", post(writes::limit))
+        .fallback(|| async { refused(StatusCode::NOT_FOUND, "no such page") })
         // Logins and switches are a few bytes; nothing the page takes is larger.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(guarded))

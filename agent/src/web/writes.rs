@@ -2,7 +2,6 @@
 //! holding a relay on or off or giving it back to demand response. Each write needs the
 //! session's cookie and its CSRF token in the `X-CSRF-Token` header.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::TrySendError;
 
@@ -13,8 +12,10 @@ use axum::response::{IntoResponse, Response};
 use daisee_hal::RelayState;
 use serde::Deserialize;
 
-use super::access::{Refusal, Session};
+use super::access::{Refusal, SESSION, Session, same};
+use super::listener::Peer;
 use super::{Site, refused};
+use crate::config::ChangeError;
 use crate::daemon::Command;
 
 /// The session cookie's name.
@@ -45,7 +46,7 @@ fn authorised(site: &Site, headers: &HeaderMap) -> Result<Session, (StatusCode, 
         .and_then(|c| site.access.session(c))
         .ok_or((StatusCode::UNAUTHORIZED, "log in first"))?;
     let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    if csrf != Some(session.csrf.as_str()) {
+    if !csrf.is_some_and(|t| same(t, &session.csrf)) {
         return Err((StatusCode::FORBIDDEN, "missing or wrong CSRF token"));
     }
     Ok(session)
@@ -59,14 +60,15 @@ pub(super) struct Login {
 /// `POST /api/login` `{"password"}`: the session's cookie, and its CSRF token in the answer.
 pub(super) async fn log_in(
     State(site): State<Arc<Site>>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(from)): ConnectInfo<Peer>,
     Json(login): Json<Login>,
 ) -> Response {
     match site.access.log_in(from.ip(), login.password).await {
         Ok(session) => {
             let cookie = format!(
-                "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
-                session.cookie
+                "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+                session.cookie,
+                SESSION.as_secs()
             );
             let mut answer = Json(serde_json::json!({ "csrf": session.csrf })).into_response();
             if let Ok(cookie) = HeaderValue::from_str(&cookie) {
@@ -79,6 +81,10 @@ pub(super) async fn log_in(
             "no password is set: writes from the page are off",
         ),
         Err(Refusal::Wrong) => refused(StatusCode::UNAUTHORIZED, "wrong password"),
+        Err(Refusal::Busy) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "another login is being checked: try again",
+        ),
         Err(Refusal::Unavailable) => refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "no session could be opened: try again",
@@ -150,5 +156,40 @@ pub(super) async fn switch(
         Err(TrySendError::Disconnected(_)) => {
             refused(StatusCode::SERVICE_UNAVAILABLE, "the gateway is stopping")
         }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct Limit {
+    /// The new limit, in W.
+    watts: f64,
+}
+
+/// `POST /api/limit/{import|export}` `{"watts": 6000}`: demand response's import limit or the
+/// export limit, changed in the configuration as `daiseectl config set control.import_limit_w`
+/// does (validated, written atomically, applied at once); `{"revision"}` of the file.
+pub(super) async fn limit(
+    State(site): State<Arc<Site>>,
+    Path(which): Path<String>,
+    headers: HeaderMap,
+    Json(limit): Json<Limit>,
+) -> Response {
+    if let Err((status, why)) = authorised(&site, &headers) {
+        return refused(status, why);
+    }
+    let key = match which.as_str() {
+        "import" => "control.import_limit_w",
+        "export" => "control.export_limit_w",
+        _ => return refused(StatusCode::NOT_FOUND, "no such limit: import or export"),
+    };
+    let change = site
+        .settings
+        .change(move |file| file.set_key(key, &limit.watts.to_string()))
+        .await;
+    match change {
+        Ok(change) => Json(serde_json::json!({ "revision": change.revision })).into_response(),
+        Err(ChangeError::Invalid(e)) => refused(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e @ ChangeError::BuiltIn) => refused(StatusCode::CONFLICT, &e.to_string()),
+        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
