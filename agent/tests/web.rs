@@ -17,7 +17,7 @@ use base64::Engine;
 use daisee_hal::{Energy, MilliWatts, Timestamp};
 use daisee_store::{Retention, Store};
 use serde_json::{Value, json};
-use support::{Dir, Running, header, http, post, request};
+use support::{Dir, Running, exchange, header, http, post, request};
 
 /// How long anything the tests wait for may take.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -315,12 +315,14 @@ fn writes_need_the_password_a_session_and_its_csrf_token() {
     let (status, _, body) = post(address, "/api/login", &long, "");
     assert_eq!(status, 413, "{body}");
 
-    // A write without a login.
-    let (status, _, body) = post(address, "/api/relay/heater", off, "");
-    assert_eq!(
-        (status, body.as_str()),
-        (401, r#"{"error":"log in first"}"#)
-    );
+    // A write without a login, its body read or not.
+    for body in [off, "not json"] {
+        let (status, _, answer) = post(address, "/api/relay/heater", body, "");
+        assert_eq!(
+            (status, answer.as_str()),
+            (401, r#"{"error":"log in first"}"#)
+        );
+    }
 
     // A wrong password: refused, answered late, and the next try must wait.
     let start = Instant::now();
@@ -359,6 +361,10 @@ fn writes_need_the_password_a_session_and_its_csrf_token() {
         (status, body.as_str()),
         (400, r#"{"error":"state: on, off or auto"}"#)
     );
+    let (status, _, body) = post(address, "/api/relay/heater", r#"{"on":true}"#, &both);
+    assert_eq!(status, 422, "{body}");
+    let why: Value = serde_json::from_str(&body).unwrap();
+    assert!(why["error"].as_str().unwrap().contains("state"), "{body}");
     assert_eq!(post(address, "/api/relay/kettle", off, &both).0, 404);
     assert_eq!(post(address, "/api/relay/heater", off, &both).0, 204);
     until("the heater held off by hand", || {
@@ -721,4 +727,35 @@ fn connections_beyond_64_wait_until_one_closes() {
     idle.pop();
     let status = answered.recv_timeout(PATIENCE).unwrap();
     assert!(status == 200 || status == 503, "{status}");
+}
+
+/// A host that connects and sends nothing, or sends a request's body a little at a time, is let
+/// go after 10 s instead of holding one of the 64 connections.
+#[test]
+fn a_silent_connection_and_a_trickled_body_are_let_go() {
+    let dir = Dir::new("web", "slow");
+    let home = Home::start(&dir);
+    let silent = TcpStream::connect(&home.address).unwrap();
+    let mut trickled = request(
+        &home.address,
+        "POST",
+        "/api/login",
+        "Content-Type: application/json\r\nContent-Length: 40\r\n",
+    );
+    trickled.write_all(br#"{"pass"#).unwrap();
+    let start = Instant::now();
+
+    let (status, _, body) = exchange(trickled);
+    assert_eq!(
+        (status, body.as_str()),
+        (408, r#"{"error":"the request came too slowly"}"#)
+    );
+    let mut silent = silent;
+    silent.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = Vec::new();
+    silent
+        .read_to_end(&mut answer)
+        .expect("closed by the gateway, not by the test's patience");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(start.elapsed() >= Duration::from_secs(9));
 }

@@ -14,8 +14,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
+use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,8 +35,10 @@ use crate::snapshot::Snapshot;
 
 /// Pages following the live values at once: each holds a connection and a task.
 const MAX_VIEWERS: usize = 32;
-/// The largest request body taken.
+/// The largest request body taken: logins and switches are a few bytes.
 const MAX_BODY_BYTES: usize = 4096;
+/// How long a request's body may take to arrive.
+const BODY_TIME: Duration = Duration::from_secs(10);
 
 /// What the handlers share.
 struct Site {
@@ -96,13 +102,7 @@ pub fn spawn(
         commands: handles.commands.clone(),
         settings,
     });
-    let service = routes(site).into_make_service_with_connect_info::<listener::Peer>();
-    let listener = listener::Bounded::new(listener);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, service).await {
-            eprintln!("daisee-agent: the web page stopped: {e}");
-        }
-    });
+    tokio::spawn(listener::serve(listener, routes(site)));
     Ok(WebHandle { address, access })
 }
 
@@ -128,10 +128,24 @@ fn routes(site: Arc<Site>) -> Router {
         .route("/api/relay/{name}", post(writes::switch))
         .route("/api/limit/{which}", post(writes::limit))
         .fallback(|| async { refused(StatusCode::NOT_FOUND, "no such page") })
-        // Logins and switches are a few bytes; nothing the page takes is larger.
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(read_in_time))
         .layer(axum::middleware::map_response(guarded))
         .with_state(site)
+}
+
+/// Every request's body read whole before its handler runs, at most [`MAX_BODY_BYTES`] within
+/// [`BODY_TIME`]: a host trickling a body in does not hold a connection, and a handler that
+/// changes something is never cut off halfway by a client that went away.
+async fn read_in_time(request: Request, next: Next) -> Response {
+    let (head, body) = request.into_parts();
+    match tokio::time::timeout(BODY_TIME, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(body)) => next.run(Request::from_parts(head, Body::from(body))).await,
+        Ok(Err(_)) => refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request is larger than any the page sends",
+        ),
+        Err(_) => refused(StatusCode::REQUEST_TIMEOUT, "the request came too slowly"),
+    }
 }
 
 /// Every answer: only the page's own scripts and styles, never in a frame of another site,

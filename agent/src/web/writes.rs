@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::sync::mpsc::TrySendError;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use daisee_hal::RelayState;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use super::access::{Refusal, SESSION, Session, same};
+use super::access::{Refusal, SESSION, same};
 use super::listener::Peer;
 use super::{Site, refused};
 use crate::config::ChangeError;
@@ -33,23 +35,46 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
         .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
 }
 
-/// The request's session, if it has one and carries the session's CSRF token; else the answer's
-/// status and why.
-fn authorised(site: &Site, headers: &HeaderMap) -> Result<Session, (StatusCode, &'static str)> {
-    if !site.access.writes() {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "writes from the page are off ([web] writes, and a password set over D-Bus)",
-        ));
+/// A request with a session that carries the session's CSRF token; checked before the request's
+/// body is read, so that a caller without one learns only that.
+pub(super) struct Authorised;
+
+impl FromRequestParts<Arc<Site>> for Authorised {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, site: &Arc<Site>) -> Result<Self, Response> {
+        if !site.access.writes() {
+            return Err(refused(
+                StatusCode::FORBIDDEN,
+                "writes from the page are off ([web] writes, and a password set over D-Bus)",
+            ));
+        }
+        let session = cookie(&parts.headers)
+            .and_then(|c| site.access.session(c))
+            .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "log in first"))?;
+        let csrf = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !csrf.is_some_and(|t| same(t, &session.csrf)) {
+            return Err(refused(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token",
+            ));
+        }
+        Ok(Authorised)
     }
-    let session = cookie(headers)
-        .and_then(|c| site.access.session(c))
-        .ok_or((StatusCode::UNAUTHORIZED, "log in first"))?;
-    let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    if !csrf.is_some_and(|t| same(t, &session.csrf)) {
-        return Err((StatusCode::FORBIDDEN, "missing or wrong CSRF token"));
+}
+
+/// A request's JSON body, refused as the page's other errors are: `{"error": why}`.
+pub(super) struct JsonBody<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(body)) => Ok(JsonBody(body)),
+            Err(e) => Err(refused(e.status(), &e.body_text())),
+        }
     }
-    Ok(session)
 }
 
 #[derive(Deserialize)]
@@ -61,7 +86,7 @@ pub(super) struct Login {
 pub(super) async fn log_in(
     State(site): State<Arc<Site>>,
     ConnectInfo(Peer(from)): ConnectInfo<Peer>,
-    Json(login): Json<Login>,
+    JsonBody(login): JsonBody<Login>,
 ) -> Response {
     match site.access.log_in(from.ip(), login.password).await {
         Ok(session) => {
@@ -112,10 +137,11 @@ pub(super) async fn session(State(site): State<Arc<Site>>, headers: HeaderMap) -
 }
 
 /// `POST /api/logout`: ends the session.
-pub(super) async fn log_out(State(site): State<Arc<Site>>, headers: HeaderMap) -> Response {
-    if let Err((status, why)) = authorised(&site, &headers) {
-        return refused(status, why);
-    }
+pub(super) async fn log_out(
+    State(site): State<Arc<Site>>,
+    _: Authorised,
+    headers: HeaderMap,
+) -> Response {
     if let Some(cookie) = cookie(&headers) {
         site.access.log_out(cookie);
     }
@@ -132,12 +158,9 @@ pub(super) struct Switch {
 pub(super) async fn switch(
     State(site): State<Arc<Site>>,
     Path(relay): Path<String>,
-    headers: HeaderMap,
-    Json(switch): Json<Switch>,
+    _: Authorised,
+    JsonBody(switch): JsonBody<Switch>,
 ) -> Response {
-    if let Err((status, why)) = authorised(&site, &headers) {
-        return refused(status, why);
-    }
     if !site.relays.contains(&relay) {
         return refused(StatusCode::NOT_FOUND, "no such relay");
     }
@@ -171,12 +194,9 @@ pub(super) struct Limit {
 pub(super) async fn limit(
     State(site): State<Arc<Site>>,
     Path(which): Path<String>,
-    headers: HeaderMap,
-    Json(limit): Json<Limit>,
+    _: Authorised,
+    JsonBody(limit): JsonBody<Limit>,
 ) -> Response {
-    if let Err((status, why)) = authorised(&site, &headers) {
-        return refused(status, why);
-    }
     let key = match which.as_str() {
         "import" => "control.import_limit_w",
         "export" => "control.export_limit_w",
