@@ -78,6 +78,66 @@ fn read_bounded(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(String::from_utf8(bytes)?)
 }
 
+/// The built-in demo's history, kept while it runs so that its page draws plots: a `[store]` in
+/// a new directory under the system's temporary one, added to `source`; without one it runs on.
+fn demo_store(source: &mut String) -> Option<DemoStore> {
+    let made = DemoStore::new().and_then(|store| {
+        source.push_str(&store.table()?);
+        Ok(store)
+    });
+    match made {
+        Ok(store) => {
+            eprintln!(
+                "daisee-agent: the demo keeps its history in {} until it stops",
+                store.0.display()
+            );
+            Some(store)
+        }
+        Err(e) => {
+            eprintln!("daisee-agent: the demo's history: {e:#}");
+            None
+        }
+    }
+}
+
+/// A directory made for this run (never one that exists, which another user could have planted
+/// or linked elsewhere), readable by its owner only, removed with everything in it when dropped.
+struct DemoStore(PathBuf);
+
+impl DemoStore {
+    fn new() -> anyhow::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut name = [0u8; 8];
+        identity::random(&mut name)?;
+        let dir =
+            std::env::temp_dir().join(format!("daisee-demo-{:016x}", u64::from_le_bytes(name)));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("making {}", dir.display()))?;
+        Ok(DemoStore(dir))
+    }
+
+    /// The `[store]` table of the directory.
+    fn table(&self) -> anyhow::Result<String> {
+        let dir = self
+            .0
+            .to_str()
+            .context("the temporary directory's name is not UTF-8")?;
+        let mut store = toml_edit::Table::new();
+        store.insert("dir", toml_edit::value(dir));
+        let mut table = toml_edit::DocumentMut::new();
+        table.insert("store", toml_edit::Item::Table(store));
+        Ok(format!("\n{table}"))
+    }
+}
+
+impl Drop for DemoStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The clock: the system's, or the simulated site's (which may run faster, from a set time).
 fn clock(config: &Config) -> Arc<dyn Clock> {
     let Some(sim) = &config.sim else {
@@ -106,7 +166,12 @@ pub fn print_identity(options: &Options) -> anyhow::Result<()> {
 
 /// Runs the agent until its turns are done, Ctrl-C or SIGTERM.
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let (source, origin, path) = read_config(&options)?;
+    let (mut source, origin, path) = read_config(&options)?;
+    // Dropped last: the demo's history outlives everything that writes it.
+    let _demo_store = match path {
+        None => demo_store(&mut source),
+        Some(_) => None,
+    };
     let config = Config::parse(&source).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     let clock = clock(&config);
     let runtime = tokio::runtime::Builder::new_current_thread()
