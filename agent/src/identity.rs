@@ -81,9 +81,7 @@ fn create(path: &Path) -> std::io::Result<GatewayKey> {
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     let key = fresh_key()?;
-    let mut nonce = [0u8; 8];
-    File::open("/dev/urandom")?.read_exact(&mut nonce)?;
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce = random_hex(8)?;
     let temporary = dir.join(format!(".{KEY_FILE}.{nonce}"));
     let written = write_new(&temporary, &key).and_then(|()| std::fs::hard_link(&temporary, path));
     let _ = std::fs::remove_file(&temporary);
@@ -106,6 +104,13 @@ fn write_new(path: &Path, key: &GatewayKey) -> std::io::Result<()> {
 /// Fills `bytes` with the kernel's random bytes.
 pub(crate) fn random(bytes: &mut [u8]) -> std::io::Result<()> {
     File::open("/dev/urandom")?.read_exact(bytes)
+}
+
+/// `count` of the kernel's random bytes in hex: names no one can guess, and tokens.
+pub(crate) fn random_hex(count: usize) -> std::io::Result<String> {
+    let mut bytes = vec![0; count];
+    random(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A key from the kernel's random bytes (a draw outside the curve's range is drawn again).

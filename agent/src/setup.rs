@@ -107,10 +107,7 @@ struct DemoStore(PathBuf);
 impl DemoStore {
     fn new() -> anyhow::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
-        let mut name = [0u8; 8];
-        identity::random(&mut name)?;
-        let dir =
-            std::env::temp_dir().join(format!("daisee-demo-{:016x}", u64::from_le_bytes(name)));
+        let dir = std::env::temp_dir().join(format!("daisee-demo-{}", identity::random_hex(8)?));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)

@@ -735,7 +735,7 @@ fn connections_beyond_64_wait_until_one_closes() {
 fn a_silent_connection_and_a_trickled_body_are_let_go() {
     let dir = Dir::new("web", "slow");
     let home = Home::start(&dir);
-    let silent = TcpStream::connect(&home.address).unwrap();
+    let mut silent = TcpStream::connect(&home.address).unwrap();
     let mut trickled = request(
         &home.address,
         "POST",
@@ -750,7 +750,6 @@ fn a_silent_connection_and_a_trickled_body_are_let_go() {
         (status, body.as_str()),
         (408, r#"{"error":"the request came too slowly"}"#)
     );
-    let mut silent = silent;
     silent.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut answer = Vec::new();
     silent

@@ -275,9 +275,7 @@ fn address_of(ip: IpAddr) -> IpAddr {
 
 /// 32 random bytes in hex.
 fn token() -> std::io::Result<String> {
-    let mut bytes = [0; 32];
-    crate::identity::random(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::identity::random_hex(32)
 }
 
 /// Whether two tokens are equal, in a time that does not tell how much of them is.
@@ -288,9 +286,7 @@ pub(super) fn same(a: &str, b: &str) -> bool {
 /// Replaces `file` with `text`: written to a new file beside it (created exclusively, mode
 /// 0600), synced, then renamed over it.
 fn replace(file: &Path, text: &str) -> std::io::Result<()> {
-    let mut suffix = [0; 8];
-    crate::identity::random(&mut suffix)?;
-    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let suffix = crate::identity::random_hex(8)?;
     let new = file.with_extension(format!("{suffix}.new"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
